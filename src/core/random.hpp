@@ -1,0 +1,12 @@
+// Bytes from the operating system's CSPRNG (getrandom(2)). Thread-safe. Throws only if the kernel refuses, which
+// is a start-up-class failure: nothing secret may be generated without it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace infernet {
+
+void fill_random(std::span<uint8_t> out);
+
+}  // namespace infernet
