@@ -2,18 +2,19 @@
 //
 // Byte-compatible with nostr-tools 2.25.2: for the same input our encoders produce the same string, and every
 // string nostr-tools decodes to an entity we support decodes here to the same values. The checksum is bech32
-// (BIP-173), not bech32m, and strings may be up to kMaxEncodedLength characters instead of BIP-173's 90, because
-// TLV entities with relay hints do not fit in 90.
+// (BIP-173), not bech32m, and strings may be up to kMaxEncodedLength characters instead of BIP-173's 90,
+// because TLV entities with relay hints do not fit in 90.
 //
-// TLV entities (nprofile, nevent, naddr) carry type-length-value records: 0 is the "special" value (pubkey, event
-// id or d-tag identifier), 1 a relay URL (repeatable), 2 an author pubkey, 3 a kind (u32 big-endian). Encoders
-// write them in nostr-tools' order, highest type first (3, 2, 1..., 0), which is not the order of the examples in
-// the NIP text; decoders accept any order and skip unknown types, as the NIP requires.
+// TLV entities (nprofile, nevent, naddr) carry type-length-value records: 0 is the "special" value (pubkey,
+// event id or d-tag identifier), 1 a relay URL (repeatable), 2 an author pubkey, 3 a kind (u32 big-endian).
+// Encoders write them in nostr-tools' order, highest type first (3, 2, 1..., 0), which is not the order of
+// the examples in the NIP text; decoders accept any order and skip unknown types, as the NIP requires.
 //
-// Where we are stricter than nostr-tools (on purpose, so a malformed string cannot decode to a surprising value):
-// npub, nsec and note must hold exactly 32 bytes; relay URLs and identifiers must be valid UTF-8 (nostr-tools
-// substitutes U+FFFD); encoders refuse a TLV value over 255 bytes (nostr-tools silently writes a wrong length).
-// Public keys are length-checked only, not validated as curve points; use PublicKey::from_bytes for that.
+// Where we are stricter than nostr-tools (on purpose, so a malformed string cannot decode to a surprising
+// value): npub, nsec and note must hold exactly 32 bytes; relay URLs and identifiers must be valid UTF-8
+// (nostr-tools substitutes U+FFFD); encoders refuse a TLV value over 255 bytes (nostr-tools silently writes a
+// wrong length). Public keys are length-checked only, not validated as curve points; use
+// PublicKey::from_bytes for that.
 //
 // Thread-safety: every function is pure and safe to call concurrently; the types are plain values.
 #pragma once
@@ -83,8 +84,8 @@ std::string encode_nsec(std::span<const uint8_t, 32> secret);
 std::string encode_note(std::span<const uint8_t, 32> event_id);
 
 // TLV entities. Relays are written in the order given, empty strings included, as nostr-tools does.
-// Errors: kInvalidInput when a relay URL or the identifier is not valid UTF-8; kLimitExceeded when one of them is
-// longer than kMaxTlvValueLength bytes or the whole string would exceed kMaxEncodedLength characters.
+// Errors: kInvalidInput when a relay URL or the identifier is not valid UTF-8; kLimitExceeded when one of
+// them is longer than kMaxTlvValueLength bytes or the whole string would exceed kMaxEncodedLength characters.
 Result<std::string> encode_nprofile(const ProfilePointer& profile);
 // Writes TLV 2 only when `author` is set and TLV 3 only when `kind` is set (kind 0 included).
 Result<std::string> encode_nevent(const EventPointer& event);

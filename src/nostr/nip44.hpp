@@ -1,11 +1,11 @@
 // NIP-44 v2: authenticated encryption of a payload to one counterpart.
 //
-// Scheme: conversation key = HKDF-extract(SHA-256, salt "nip44-v2", raw ECDH x); per message a 32-byte nonce is
-// expanded into a ChaCha20 key and nonce and an HMAC key; the padded plaintext is ChaCha20-encrypted and
+// Scheme: conversation key = HKDF-extract(SHA-256, salt "nip44-v2", raw ECDH x); per message a 32-byte nonce
+// is expanded into a ChaCha20 key and nonce and an HMAC key; the padded plaintext is ChaCha20-encrypted and
 // authenticated with HMAC-SHA256(nonce || ciphertext). Payload = base64(0x02 || nonce || ciphertext || mac).
 //
-// Lengths follow the extended form (as in nostr-tools): plaintexts of 1..65535 bytes carry a u16 big-endian length
-// prefix, plaintexts of 65536..2^32-1 bytes carry 00 00 followed by a u32 big-endian length.
+// Lengths follow the extended form (as in nostr-tools): plaintexts of 1..65535 bytes carry a u16 big-endian
+// length prefix, plaintexts of 65536..2^32-1 bytes carry 00 00 followed by a u32 big-endian length.
 //
 // Derive the conversation key once per counterpart and reuse it: the ECDH costs far more than encrypting a
 // message. Key material derived inside encrypt/decrypt is wiped before returning.
@@ -39,8 +39,8 @@ constexpr size_t kMaxPlaintextBytes = 0xffffffff;
 // decrypt gigabytes. Callers expecting larger payloads pass their own limit.
 constexpr size_t kDefaultMaxPayloadChars = 64 * 1024 * 1024;
 
-// HKDF-extract(salt = "nip44-v2", IKM = unhashed x of ECDH(mine, theirs)). Symmetric: conversation_key(a, B) ==
-// conversation_key(b, A). Cannot fail: both keys were validated when they were built.
+// HKDF-extract(salt = "nip44-v2", IKM = unhashed x of ECDH(mine, theirs)). Symmetric: conversation_key(a, B)
+// == conversation_key(b, A). Cannot fail: both keys were validated when they were built.
 ConversationKey conversation_key(const Keypair& mine, const PublicKey& theirs);
 
 // HKDF-expand(PRK = conversation key, info = nonce, L = 76), split into the ChaCha20 key [0:32], the ChaCha20
@@ -56,15 +56,15 @@ Result<size_t> calc_padded_len(size_t unpadded_len);
 // kMaxPlaintextBytes.
 Result<std::string> encrypt(std::string_view plaintext, const ConversationKey& key);
 
-// Same with a caller-chosen nonce. Only for test vectors: reusing a nonce under one conversation key reveals the
-// XOR of the plaintexts.
+// Same with a caller-chosen nonce. Only for test vectors: reusing a nonce under one conversation key reveals
+// the XOR of the plaintexts.
 Result<std::string> encrypt(std::string_view plaintext, const ConversationKey& key,
                             const std::array<uint8_t, 32>& nonce);
 
 // Authenticates, then decrypts a payload. The MAC is checked (in constant time) before anything is decrypted.
 // Errors, each message naming the problem:
 //   kInvalidInput   "invalid payload length: N", "invalid base64: ...", "invalid data length: N";
-//   kUnsupported    "unknown encryption version" (leading '#'), "unknown encryption version N" (version byte);
+//   kUnsupported    "unknown encryption version" (leading '#'), "unknown encryption version N" (byte 0);
 //   kLimitExceeded  the payload is longer than `max_payload_chars`;
 //   kDecryptFailed  "invalid MAC", "invalid padding", or the plaintext is not valid UTF-8.
 // Any input string is safe to pass: nothing is read outside it.
