@@ -8,9 +8,12 @@ namespace {
 
 const char* type_name(ConfigType t) {
   switch (t) {
-    case ConfigType::kString: return "string";
-    case ConfigType::kInt: return "int";
-    case ConfigType::kBool: return "bool";
+    case ConfigType::kString:
+      return "string";
+    case ConfigType::kInt:
+      return "int";
+    case ConfigType::kBool:
+      return "bool";
   }
   return "?";
 }
@@ -30,9 +33,15 @@ void add_config_commands(CLI::App& app, CommandContext& ctx) {
     for (const auto& k : config_keys()) {
       std::string value;
       switch (k.type) {
-        case ConfigType::kString: value = c->get_string(k.name); break;
-        case ConfigType::kInt: value = std::to_string(c->get_int(k.name)); break;
-        case ConfigType::kBool: value = c->get_bool(k.name) ? "true" : "false"; break;
+        case ConfigType::kString:
+          value = c->get_string(k.name);
+          break;
+        case ConfigType::kInt:
+          value = std::to_string(c->get_int(k.name));
+          break;
+        case ConfigType::kBool:
+          value = c->get_bool(k.name) ? "true" : "false";
+          break;
       }
       std::printf("%-24s = %-20s # %s\n", std::string(k.name).c_str(), value.c_str(),
                   c->source_of(k.name).c_str());

@@ -12,7 +12,8 @@
 namespace infernet::cli {
 namespace {
 
-// --tag accepts NAME=VALUE[;VALUE...] for the common case, or a JSON array of strings for anything with '=' or
+// --tag accepts NAME=VALUE[;VALUE...] for the common case, or a JSON array of strings for anything with '='
+// or
 // ';' in it: --tag '["e","<id>","wss://relay"]'.
 Result<nostr::Tag> parse_tag_option(const std::string& text) {
   if (!text.empty() && text.front() == '[') {
@@ -21,15 +22,16 @@ Result<nostr::Tag> parse_tag_option(const std::string& text) {
     if (ec || !v.is_array()) return make_error(ErrorCode::kInvalidInput, "--tag: not a JSON array: " + text);
     nostr::Tag tag;
     for (const auto& item : v.as_array()) {
-      if (!item.is_string()) return make_error(ErrorCode::kInvalidInput, "--tag: elements must be strings: " + text);
+      if (!item.is_string())
+        return make_error(ErrorCode::kInvalidInput, "--tag: elements must be strings: " + text);
       tag.emplace_back(item.as_string().c_str(), item.as_string().size());
     }
     return tag;
   }
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return make_error(ErrorCode::kInvalidInput, "--tag expects NAME=VALUE[;VALUE...] or a JSON array, got '" +
-                                                    text + "'");
+    return make_error(ErrorCode::kInvalidInput,
+                      "--tag expects NAME=VALUE[;VALUE...] or a JSON array, got '" + text + "'");
   }
   nostr::Tag tag{text.substr(0, eq)};
   std::string rest = text.substr(eq + 1);
@@ -123,7 +125,8 @@ void add_event_commands(CLI::App& app, CommandContext& ctx) {
   sign->callback([&ctx] { ctx.exit_code = run_sign(ctx, sign_opts); });
 
   auto* verify = event->add_subcommand(
-      "verify", "Read an event as JSON from stdin and check its id and signature: exit 0 if valid, 1 with the reason");
+      "verify",
+      "Read an event as JSON from stdin and check its id and signature: exit 0 if valid, 1 with the reason");
   verify->callback([&ctx] { ctx.exit_code = run_verify(); });
 }
 

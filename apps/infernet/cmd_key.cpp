@@ -72,17 +72,17 @@ void add_key_commands(CLI::App& app, CommandContext& ctx) {
   import->callback([&ctx] {
     // The secret comes from stdin, never from an argument, so it stays out of shell history and `ps`.
     auto text = read_stdin_trimmed();
-    if (!text) {
-      ctx.exit_code = fail(text.error());
-      return;
-    }
-    auto keys = nostr::parse_secret_key(*text);
-    if (!keys) {
-      ctx.exit_code = fail(keys.error());
-      return;
-    }
-    ctx.exit_code = store_and_print(ctx, *keys, import_force);
-  });
-}
+  if (!text) {
+    ctx.exit_code = fail(text.error());
+    return;
+  }
+  auto keys = nostr::parse_secret_key(*text);
+  if (!keys) {
+    ctx.exit_code = fail(keys.error());
+    return;
+  }
+  ctx.exit_code = store_and_print(ctx, *keys, import_force);
+});
+}  // namespace infernet::cli
 
 }  // namespace infernet::cli

@@ -1,4 +1,5 @@
-// infernet nip44|nip19|nip98: the encodings and envelopes every Infernet message uses, by hand, for debugging.
+// infernet nip44|nip19|nip98: the encodings and envelopes every Infernet message uses, by hand, for
+// debugging.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -14,7 +15,9 @@
 namespace infernet::cli {
 namespace {
 
-void write_stdout(std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+void write_stdout(std::string_view s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+}
 
 // ---- NIP-44 ----
 
@@ -71,7 +74,8 @@ Result<uint32_t> checked_kind(const std::optional<int64_t>& kind) {
 Result<std::string> nip19_encode(const Nip19EncodeOptions& o) {
   namespace nip19 = nostr::nip19;
   if (o.type == "npub" || o.type == "nsec" || o.type == "note") {
-    if (o.value.empty()) return make_error(ErrorCode::kInvalidInput, o.type + " needs a 64-character hex value");
+    if (o.value.empty())
+      return make_error(ErrorCode::kInvalidInput, o.type + " needs a 64-character hex value");
     auto bytes = hex32(o.value, o.type.c_str());
     if (!bytes) return tl::unexpected(bytes.error());
     if (o.type == "npub") return nip19::encode_npub(*bytes);
@@ -197,7 +201,8 @@ int run_nip98(const CommandContext& ctx, const Nip98Options& o, bool create) {
   if (!config) return fail(config.error());
   auto token = read_stdin_trimmed();
   if (!token) return fail(token.error());
-  auto event = nostr::nip98::verify_token(*token, target, now_or(o.now), config->get_int("nip98.max_age_seconds"));
+  auto event =
+      nostr::nip98::verify_token(*token, target, now_or(o.now), config->get_int("nip98.max_age_seconds"));
   if (!event) return fail("rejected: " + event.error().message);
   write_stdout("authorized: " + nostr::nip19::encode_npub(event->pubkey) + "\n");
   return 0;
@@ -224,7 +229,8 @@ void add_nip19_commands(CLI::App& app, CommandContext& ctx) {
   auto* nip19 = app.add_subcommand("nip19", "Encode and decode NIP-19 bech32 entities");
   nip19->require_subcommand(1);
   static Nip19EncodeOptions opts;
-  auto* enc = nip19->add_subcommand("encode", "Encode: npub|nsec|note HEX, or nprofile|nevent|naddr with options");
+  auto* enc =
+      nip19->add_subcommand("encode", "Encode: npub|nsec|note HEX, or nprofile|nevent|naddr with options");
   enc->add_option("type", opts.type, "npub, nsec, note, nprofile, nevent or naddr")
       ->required()
       ->check(CLI::IsMember({"npub", "nsec", "note", "nprofile", "nevent", "naddr"}));
@@ -256,10 +262,12 @@ void add_nip98_commands(CLI::App& app, CommandContext& ctx) {
   auto add_common = [](CLI::App* cmd) {
     cmd->add_option("--url", opts.url, "Absolute request URL, query included")->required();
     cmd->add_option("--method", opts.method, "HTTP method")->required();
-    cmd->add_option("--body-file", opts.body_file, "File holding the request body (adds/checks the payload hash)");
+    cmd->add_option("--body-file", opts.body_file,
+                    "File holding the request body (adds/checks the payload hash)");
     cmd->add_option("--now", opts.now, "Unix time to use as now (default: the clock)");
   };
-  auto* token = nip98->add_subcommand("token", "Print an Authorization header value signed with the node's key");
+  auto* token =
+      nip98->add_subcommand("token", "Print an Authorization header value signed with the node's key");
   add_common(token);
   token->callback([&ctx] { ctx.exit_code = run_nip98(ctx, opts, true); });
   auto* verify = nip98->add_subcommand("verify", "Check an Authorization header value read from stdin");

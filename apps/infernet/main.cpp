@@ -1,5 +1,6 @@
-// infernet: one binary, many subcommands. Each subcommand lives in its own cmd_*.cpp; this file wires the global
-// options, the configuration and logging, and turns any escaped exception into one line and a non-zero exit.
+// infernet: one binary, many subcommands. Each subcommand lives in its own cmd_*.cpp; this file wires the
+// global options, the configuration and logging, and turns any escaped exception into one line and a non-zero
+// exit.
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,7 +29,9 @@ Result<nostr::Keypair> CommandContext::load_keys() const {
   return nostr::read_key_file(config->key_file());
 }
 
-int fail(const Error& error) { return fail(error.message); }
+int fail(const Error& error) {
+  return fail(error.message);
+}
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "infernet: %s\n", message.c_str());
@@ -71,7 +74,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("infernet 0.1.0"));
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--config", ctx.config_file, "TOML config file (default: <data_dir>/infernet.toml if present)");
+  app.add_option("--config", ctx.config_file,
+                 "TOML config file (default: <data_dir>/infernet.toml if present)");
   app.add_option("--set", ctx.overrides, "Override a config key: --set key=value (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--data-dir", ctx.data_dir, "Data directory (config data_dir)");

@@ -6,7 +6,6 @@
 
 #include <toml++/toml.h>
 
-
 namespace infernet {
 namespace {
 
@@ -14,8 +13,10 @@ constexpr ConfigKeySpec kKeys[] = {
     {"data_dir", ConfigType::kString, "~/.infernet",
      "Directory holding the identity key, databases and caches. Created on first use with mode 0700.", false},
     {"key_file", ConfigType::kString, "",
-     "Path of the node's Nostr secret key file (nsec, mode 0600). Empty means <data_dir>/identity.key.", false},
-    {"log.level", ConfigType::kString, "info", "Log verbosity: trace, debug, info, warn, error or off.", true},
+     "Path of the node's Nostr secret key file (nsec, mode 0600). Empty means <data_dir>/identity.key.",
+     false},
+    {"log.level", ConfigType::kString, "info", "Log verbosity: trace, debug, info, warn, error or off.",
+     true},
     {"nip98.max_age_seconds", ConfigType::kInt, "60",
      "How far an HTTP auth (NIP-98) token's created_at may be from now, in seconds, either way.", true},
 };
@@ -33,8 +34,8 @@ Status check_type(const ConfigKeySpec& spec, const std::string& value) {
     errno = 0;
     std::strtoll(value.c_str(), &end, 10);
     if (value.empty() || *end != '\0' || errno != 0) {
-      return make_error(ErrorCode::kInvalidInput, std::string(spec.name) + ": expected an integer, got '" +
-                                                      value + "'");
+      return make_error(ErrorCode::kInvalidInput,
+                        std::string(spec.name) + ": expected an integer, got '" + value + "'");
     }
   } else if (spec.type == ConfigType::kBool) {
     if (value != "true" && value != "false") {
@@ -45,7 +46,8 @@ Status check_type(const ConfigKeySpec& spec, const std::string& value) {
   if (spec.name == "log.level") {
     static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
     bool ok = false;
-    for (auto l : kLevels) ok = ok || l == value;
+    for (auto l : kLevels)
+      ok = ok || l == value;
     if (!ok) {
       return make_error(ErrorCode::kInvalidInput,
                         "log.level: expected trace, debug, info, warn, error or off, got '" + value + "'");
@@ -69,8 +71,11 @@ Status flatten(const toml::table& table, const std::string& prefix, const std::s
     } else if (const auto* b = node.as_boolean()) {
       out.emplace_back(key, b->get() ? "true" : "false");
     } else {
-      return make_error(ErrorCode::kInvalidInput, path + ": " + key + ": only strings, integers and booleans are "
-                                                                      "supported");
+      std::string msg = path;
+      msg += ": ";
+      msg += key;
+      msg += ": only strings, integers and booleans are supported";
+      return make_error(ErrorCode::kInvalidInput, std::move(msg));
     }
   }
   return {};
@@ -97,7 +102,9 @@ std::string expand_home(const std::string& path) {
 
 }  // namespace
 
-std::span<const ConfigKeySpec> config_keys() { return kKeys; }
+std::span<const ConfigKeySpec> config_keys() {
+  return kKeys;
+}
 
 std::string config_env_name(std::string_view key) {
   std::string out = "INFERNET_";
@@ -109,7 +116,8 @@ std::string config_env_name(std::string_view key) {
 
 Config Config::defaults() {
   Config c;
-  for (const auto& k : kKeys) c.values_[std::string(k.name)] = Entry{std::string(k.default_value), "default"};
+  for (const auto& k : kKeys)
+    c.values_[std::string(k.name)] = Entry{std::string(k.default_value), "default"};
   return c;
 }
 
@@ -157,8 +165,8 @@ Result<Config> Config::load(const ConfigSources& sources) {
       // This toml++ build reports syntax errors by exception; it is caught here, at the edge.
       parsed = toml::parse_file(file);
     } catch (const toml::parse_error& err) {
-      return make_error(ErrorCode::kInvalidInput, file + ":" + std::to_string(err.source().begin.line) + ": " +
-                                                      std::string(err.description()));
+      return make_error(ErrorCode::kInvalidInput, file + ":" + std::to_string(err.source().begin.line) +
+                                                      ": " + std::string(err.description()));
     }
     std::vector<std::pair<std::string, std::string>> file_values;
     auto st = flatten(parsed, "", file, file_values);
@@ -199,7 +207,9 @@ const std::string& Config::get_string(std::string_view key) const {
 int64_t Config::get_int(std::string_view key) const {
   return std::strtoll(entry(key, ConfigType::kInt).value.c_str(), nullptr, 10);
 }
-bool Config::get_bool(std::string_view key) const { return entry(key, ConfigType::kBool).value == "true"; }
+bool Config::get_bool(std::string_view key) const {
+  return entry(key, ConfigType::kBool).value == "true";
+}
 
 const std::string& Config::source_of(std::string_view key) const {
   auto it = values_.find(key);
@@ -207,7 +217,9 @@ const std::string& Config::source_of(std::string_view key) const {
   return it->second.source;
 }
 
-std::string Config::data_dir() const { return expand_home(get_string("data_dir")); }
+std::string Config::data_dir() const {
+  return expand_home(get_string("data_dir"));
+}
 
 std::string Config::key_file() const {
   const std::string& k = get_string("key_file");

@@ -1,10 +1,11 @@
 // Configuration: every key Infernet reads, where its value came from, and how it is loaded.
 //
-// Precedence, lowest to highest: the built-in default, the TOML file, the environment (INFERNET_<KEY> with dots
-// as underscores, upper-case: log.level -> INFERNET_LOG_LEVEL), then command-line flags. Every key is declared in
-// one table (config.cpp) with its type, default and description; `infernet config keys` prints that table and
-// docs/config.md mirrors it (a test keeps the two in step). Unknown keys in a file or on the command line are
-// errors, so a typo never silently falls back to a default. A loaded Config is immutable and thread-safe to read.
+// Precedence, lowest to highest: the built-in default, the TOML file, the environment (INFERNET_<KEY> with
+// dots as underscores, upper-case: log.level -> INFERNET_LOG_LEVEL), then command-line flags. Every key is
+// declared in one table (config.cpp) with its type, default and description; `infernet config keys` prints
+// that table and docs/config.md mirrors it (a test keeps the two in step). Unknown keys in a file or on the
+// command line are errors, so a typo never silently falls back to a default. A loaded Config is immutable and
+// thread-safe to read.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@ namespace infernet {
 enum class ConfigType { kString, kInt, kBool };
 
 struct ConfigKeySpec {
-  std::string_view name;           // dotted, e.g. "log.level"
+  std::string_view name;  // dotted, e.g. "log.level"
   ConfigType type;
   std::string_view default_value;  // as it would be written on the command line
   std::string_view description;
@@ -36,7 +37,8 @@ std::span<const ConfigKeySpec> config_keys();
 std::string config_env_name(std::string_view key);
 
 struct ConfigSources {
-  // Explicit config file (--config or INFERNET_CONFIG). When empty, <data_dir>/infernet.toml is read if present.
+  // Explicit config file (--config or INFERNET_CONFIG). When empty, <data_dir>/infernet.toml is read if
+  // present.
   std::string config_file;
   // "key=value" overrides from the command line, applied last.
   std::vector<std::string> overrides;

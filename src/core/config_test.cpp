@@ -13,8 +13,8 @@ class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
-           ("infernet-config-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("infernet-config-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     env_["INFERNET_DATA_DIR"] = dir_.string();
   }
@@ -101,7 +101,9 @@ TEST_F(ConfigTest, MissingExplicitFileIsNotFound) {
   EXPECT_EQ(c.error().code, ErrorCode::kNotFound);
 }
 
-TEST(ConfigKeys, EnvNames) { EXPECT_EQ(config_env_name("log.level"), "INFERNET_LOG_LEVEL"); }
+TEST(ConfigKeys, EnvNames) {
+  EXPECT_EQ(config_env_name("log.level"), "INFERNET_LOG_LEVEL");
+}
 
 TEST(ConfigKeys, EveryKeyIsDocumented) {
   std::ifstream doc(std::string(INFERNET_TEST_DATA_DIR) + "/../../docs/config.md");

@@ -7,22 +7,29 @@ namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
 
-// -1 for anything but '0'-'9' and 'a'-'f'.
-constexpr std::array<int8_t, 256> make_hex_table() {
-  std::array<int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 10; ++i) t['0' + i] = static_cast<int8_t>(i);
-  for (int i = 0; i < 6; ++i) t['a' + i] = static_cast<int8_t>(10 + i);
+constexpr uint8_t kInvalid = 0xff;
+
+// kInvalid for anything but '0'-'9' and 'a'-'f'.
+constexpr std::array<uint8_t, 256> make_hex_table() {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t)
+    v = kInvalid;
+  for (int i = 0; i < 10; ++i)
+    t['0' + i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 6; ++i)
+    t['a' + i] = static_cast<uint8_t>(10 + i);
   return t;
 }
 constexpr auto kHexTable = make_hex_table();
 
 constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<int8_t, 256> make_base64_table() {
-  std::array<int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(kBase64Alphabet[i])] = static_cast<int8_t>(i);
+constexpr std::array<uint8_t, 256> make_base64_table() {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t)
+    v = kInvalid;
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<uint8_t>(kBase64Alphabet[i])] = static_cast<uint8_t>(i);
   return t;
 }
 constexpr auto kBase64Table = make_base64_table();
@@ -47,9 +54,9 @@ void hex_append(std::string& out, std::span<const uint8_t> bytes) {
 bool hex_decode_fixed(std::string_view hex, std::span<uint8_t> out) {
   if (hex.size() != out.size() * 2) return false;
   for (size_t i = 0; i < out.size(); ++i) {
-    int hi = kHexTable[static_cast<uint8_t>(hex[2 * i])];
-    int lo = kHexTable[static_cast<uint8_t>(hex[2 * i + 1])];
-    if ((hi | lo) < 0) return false;
+    unsigned hi = kHexTable[static_cast<uint8_t>(hex[2 * i])];
+    unsigned lo = kHexTable[static_cast<uint8_t>(hex[2 * i + 1])];
+    if ((hi | lo) > 0xf) return false;
     out[i] = static_cast<uint8_t>((hi << 4) | lo);
   }
   return true;
@@ -60,7 +67,7 @@ Result<Bytes> hex_decode(std::string_view hex) {
     return make_error(ErrorCode::kInvalidInput, "hex has an odd number of characters");
   }
   for (size_t i = 0; i < hex.size(); ++i) {
-    if (kHexTable[static_cast<uint8_t>(hex[i])] < 0) {
+    if (kHexTable[static_cast<uint8_t>(hex[i])] == kInvalid) {
       bool upper = hex[i] >= 'A' && hex[i] <= 'F';
       return make_error(ErrorCode::kInvalidInput,
                         std::string(upper ? "uppercase hex is not accepted" : "not a hex character") +
@@ -73,28 +80,24 @@ Result<Bytes> hex_decode(std::string_view hex) {
 }
 
 std::string base64_encode(std::span<const uint8_t> bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
+  // Sized once and written by index: NIP-44 payloads are base64 and this sits on their hot path.
+  std::string out((bytes.size() + 2) / 3 * 4, '=');
+  size_t o = 0;
   size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
     uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
-    out += kBase64Alphabet[(v >> 18) & 63];
-    out += kBase64Alphabet[(v >> 12) & 63];
-    out += kBase64Alphabet[(v >> 6) & 63];
-    out += kBase64Alphabet[v & 63];
+    out[o++] = kBase64Alphabet[(v >> 18) & 63];
+    out[o++] = kBase64Alphabet[(v >> 12) & 63];
+    out[o++] = kBase64Alphabet[(v >> 6) & 63];
+    out[o++] = kBase64Alphabet[v & 63];
   }
   size_t rest = bytes.size() - i;
-  if (rest == 1) {
+  if (rest != 0) {
     uint32_t v = uint32_t{bytes[i]} << 16;
-    out += kBase64Alphabet[(v >> 18) & 63];
-    out += kBase64Alphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (rest == 2) {
-    uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8);
-    out += kBase64Alphabet[(v >> 18) & 63];
-    out += kBase64Alphabet[(v >> 12) & 63];
-    out += kBase64Alphabet[(v >> 6) & 63];
-    out += '=';
+    if (rest == 2) v |= uint32_t{bytes[i + 1]} << 8;
+    out[o++] = kBase64Alphabet[(v >> 18) & 63];
+    out[o++] = kBase64Alphabet[(v >> 12) & 63];
+    if (rest == 2) out[o] = kBase64Alphabet[(v >> 6) & 63];
   }
   return out;
 }
@@ -106,20 +109,20 @@ Result<Bytes> base64_decode(std::string_view text) {
     if (text[len - 1] == '=') --len;
   }
   if (len % 4 == 1) return make_error(ErrorCode::kInvalidInput, "base64 has an impossible length");
-  Bytes out;
-  out.reserve(len * 3 / 4);
+  Bytes out(len * 3 / 4);
+  size_t o = 0;
   uint32_t acc = 0;
   int bits = 0;
   for (size_t i = 0; i < len; ++i) {
-    int v = kBase64Table[static_cast<uint8_t>(text[i])];
-    if (v < 0) {
+    uint8_t v = kBase64Table[static_cast<uint8_t>(text[i])];
+    if (v == kInvalid) {
       return make_error(ErrorCode::kInvalidInput, "not a base64 character at position " + std::to_string(i));
     }
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out.push_back(static_cast<uint8_t>(acc >> bits));
+      out[o++] = static_cast<uint8_t>(acc >> bits);
       acc &= (1u << bits) - 1;
     }
   }

@@ -27,8 +27,8 @@ void hex_append(std::string& out, std::span<const uint8_t> bytes);
 // second spelling of the same id would break equality checks downstream.
 Result<Bytes> hex_decode(std::string_view hex);
 
-// Decodes exactly N bytes (2N lower-case hex characters) into `out`; false on any deviation. The hot-path variant
-// for ids, keys and signatures: no allocation, no error text.
+// Decodes exactly N bytes (2N lower-case hex characters) into `out`; false on any deviation. The hot-path
+// variant for ids, keys and signatures: no allocation, no error text.
 bool hex_decode_fixed(std::string_view hex, std::span<uint8_t> out);
 
 template <size_t N>

@@ -1,5 +1,5 @@
-// Bytes from the operating system's CSPRNG (getrandom(2)). Thread-safe. Throws only if the kernel refuses, which
-// is a start-up-class failure: nothing secret may be generated without it.
+// Bytes from the operating system's CSPRNG (getrandom(2)). Thread-safe. Throws only if the kernel refuses,
+// which is a start-up-class failure: nothing secret may be generated without it.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
 // Result<T> and Error: how every fallible operation in Infernet reports failure.
 //
 // Errors that are part of normal operation (bad input, a bad signature, a missing file) are values, never
-// exceptions. An Error carries a code that callers branch on and a message meant for a person; the message names
-// the field or the problem, e.g. "id: must be 64 lowercase hex characters".
+// exceptions. An Error carries a code that callers branch on and a message meant for a person; the message
+// names the field or the problem, e.g. "id: must be 64 lowercase hex characters".
 #pragma once
 
 #include <string>
@@ -25,7 +25,7 @@ enum class ErrorCode {
   kPermissionDenied,  // includes files whose permissions are unsafe
   kAlreadyExists,
   kIo,
-  kInternal,          // a bug or an unexpected library failure
+  kInternal,  // a bug or an unexpected library failure
 };
 
 // Stable lower-case name of a code, used in logs and machine-readable output.

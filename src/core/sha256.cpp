@@ -27,8 +27,8 @@ EVP_MD_CTX* thread_md_ctx() {
   return ctx.get();
 }
 
-// HMAC is built on the reused digest context rather than EVP_MAC, whose per-call setup costs more than hashing
-// the few hundred bytes NIP-44 feeds it.
+// HMAC is built on the reused digest context rather than EVP_MAC, whose per-call setup costs more than
+// hashing the few hundred bytes NIP-44 feeds it.
 constexpr size_t kBlock = 64;
 
 }  // namespace
@@ -38,7 +38,8 @@ Hash32 sha256(std::span<const uint8_t> data) {
   EVP_MD_CTX* ctx = thread_md_ctx();
   unsigned int len = 0;
   if (EVP_DigestInit_ex2(ctx, fetched_sha256(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 || EVP_DigestFinal_ex(ctx, out.data(), &len) != 1) {
+      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx, out.data(), &len) != 1) {
     throw std::runtime_error("OpenSSL: SHA256 failed");
   }
   return out;
@@ -60,14 +61,19 @@ Hash32 hmac_sha256(std::span<const uint8_t> key, std::initializer_list<std::span
   EVP_MD_CTX* ctx = thread_md_ctx();
   unsigned int len = 0;
   Hash32 inner{};
-  for (size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x36;
-  bool ok = EVP_DigestInit_ex2(ctx, fetched_sha256(), nullptr) == 1 && EVP_DigestUpdate(ctx, pad, kBlock) == 1;
-  for (auto p : parts) ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
+  for (size_t i = 0; i < kBlock; ++i)
+    pad[i] = k[i] ^ 0x36;
+  bool ok =
+      EVP_DigestInit_ex2(ctx, fetched_sha256(), nullptr) == 1 && EVP_DigestUpdate(ctx, pad, kBlock) == 1;
+  for (auto p : parts)
+    ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
   ok = ok && EVP_DigestFinal_ex(ctx, inner.data(), &len) == 1;
-  for (size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x5c;
+  for (size_t i = 0; i < kBlock; ++i)
+    pad[i] = k[i] ^ 0x5c;
   Hash32 out{};
-  ok = ok && EVP_DigestInit_ex2(ctx, fetched_sha256(), nullptr) == 1 && EVP_DigestUpdate(ctx, pad, kBlock) == 1 &&
-       EVP_DigestUpdate(ctx, inner.data(), inner.size()) == 1 && EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
+  ok = ok && EVP_DigestInit_ex2(ctx, fetched_sha256(), nullptr) == 1 &&
+       EVP_DigestUpdate(ctx, pad, kBlock) == 1 && EVP_DigestUpdate(ctx, inner.data(), inner.size()) == 1 &&
+       EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
   if (!ok) throw std::runtime_error("OpenSSL: HMAC-SHA256 failed");
   return out;
 }

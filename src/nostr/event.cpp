@@ -37,7 +37,8 @@ namespace {
 // Which bytes need escaping, and how: 0 = verbatim, 'u' = \u00xx, else the short escape letter.
 constexpr std::array<char, 256> make_escape_table() {
   std::array<char, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[c] = 'u';
+  for (int c = 0; c < 0x20; ++c)
+    t[c] = 'u';
   t['\b'] = 'b';
   t['\f'] = 'f';
   t['\n'] = 'n';
@@ -69,7 +70,8 @@ Status read_hex_field(const json::object& obj, std::string_view name, std::array
   const json::string* s = v->if_string();
   if (s == nullptr) return tl::unexpected(field_error(name, "must be a string"));
   if (!hex_decode_fixed(std::string_view(s->data(), s->size()), out)) {
-    return tl::unexpected(field_error(name, "must be " + std::to_string(2 * N) + " lowercase hex characters"));
+    return tl::unexpected(
+        field_error(name, "must be " + std::to_string(2 * N) + " lowercase hex characters"));
   }
   return {};
 }
@@ -85,8 +87,8 @@ Result<int64_t> read_integer(const json::value& v, std::string_view name, int64_
   } else if (v.is_double()) {
     // JSON has one number type; 1.7e9 is an integer to JavaScript, so integral doubles are accepted.
     double d = v.get_double();
-    if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) || d != static_cast<double>(
-                                                                                    static_cast<int64_t>(d))) {
+    if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) ||
+        d != static_cast<double>(static_cast<int64_t>(d))) {
       return tl::unexpected(field_error(name, range_text));
     }
     n = static_cast<int64_t>(d);
@@ -109,9 +111,9 @@ Result<std::string> read_string_field(const json::object& obj, std::string_view 
 
 Result<json::value> parse_json(std::string_view text, const EventLimits& limits, json::storage_ptr sp) {
   if (text.size() > limits.max_json_bytes) {
-    return make_error(ErrorCode::kLimitExceeded,
-                      "event is " + std::to_string(text.size()) + " bytes; the limit is " +
-                          std::to_string(limits.max_json_bytes));
+    return make_error(ErrorCode::kLimitExceeded, "event is " + std::to_string(text.size()) +
+                                                     " bytes; the limit is " +
+                                                     std::to_string(limits.max_json_bytes));
   }
   std::error_code ec;
   json::value v = json::parse(text, ec, std::move(sp));
@@ -145,8 +147,8 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_canonical(std::string& out, const std::array<uint8_t, 32>& pubkey, int64_t created_at, uint32_t kind,
-                      const Tags& tags, std::string_view content) {
+void append_canonical(std::string& out, const std::array<uint8_t, 32>& pubkey, int64_t created_at,
+                      uint32_t kind, const Tags& tags, std::string_view content) {
   out += "[0,\"";
   hex_append(out, pubkey);
   out += "\",";
@@ -239,7 +241,8 @@ Result<Tags> tags_from_value(const json::value& v, const EventLimits& limits) {
   const json::array* arr = v.if_array();
   if (arr == nullptr) return tl::unexpected(field_error("tags", "must be an array of arrays of strings"));
   if (arr->size() > limits.max_tags) {
-    return make_error(ErrorCode::kLimitExceeded, "tags: more than " + std::to_string(limits.max_tags) + " tags");
+    return make_error(ErrorCode::kLimitExceeded,
+                      "tags: more than " + std::to_string(limits.max_tags) + " tags");
   }
   Tags tags;
   tags.reserve(arr->size());
@@ -326,7 +329,8 @@ Result<EventDraft> draft_from_value(const json::value& v, const EventLimits& lim
 }
 
 Result<Event> parse_event(std::string_view json_text, const EventLimits& limits) {
-  // Small events parse entirely inside this stack buffer; the DOM is thrown away as soon as the struct is built.
+  // Small events parse entirely inside this stack buffer; the DOM is thrown away as soon as the struct is
+  // built.
   unsigned char buffer[4096];
   json::monotonic_resource mr(buffer, sizeof(buffer));
   auto v = parse_json(json_text, limits, &mr);

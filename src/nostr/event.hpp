@@ -73,8 +73,8 @@ Result<Event> parse_event(std::string_view json, const EventLimits& limits = {})
 Result<EventDraft> parse_event_draft(std::string_view json, const EventLimits& limits = {});
 
 // Appends the canonical form [0,"<pubkey>",created_at,kind,tags,"<content>"] to `out`.
-void append_canonical(std::string& out, const std::array<uint8_t, 32>& pubkey, int64_t created_at, uint32_t kind,
-                      const Tags& tags, std::string_view content);
+void append_canonical(std::string& out, const std::array<uint8_t, 32>& pubkey, int64_t created_at,
+                      uint32_t kind, const Tags& tags, std::string_view content);
 
 // sha256 of the canonical form.
 EventId compute_id(const Event& event);

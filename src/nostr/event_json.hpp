@@ -1,5 +1,5 @@
-// Conversions between Boost.JSON values and events, for code that has already parsed a larger document (a relay
-// message) and must not parse it twice. Kept out of event.hpp so that most includers skip Boost.JSON.
+// Conversions between Boost.JSON values and events, for code that has already parsed a larger document (a
+// relay message) and must not parse it twice. Kept out of event.hpp so that most includers skip Boost.JSON.
 #pragma once
 
 #include <boost/json/value.hpp>

@@ -156,7 +156,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"created_at=18446744073709551615", "created_at"},
                       BadCase{"tags={}", "tags: must be an array"}, BadCase{"tags=[1]", "tags[0]: must be"},
                       BadCase{"tags=[[\"e\",2]]", "tags[0][1]: must be a string"},
-                      BadCase{"content", "content: missing"}, BadCase{"content=null", "content: must be a string"}));
+                      BadCase{"content", "content: missing"},
+                      BadCase{"content=null", "content: must be a string"}));
 
 TEST(Event, LimitsAreEnforced) {
   EventLimits small;

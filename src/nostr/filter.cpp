@@ -14,7 +14,8 @@ Error field_error(const std::string& field, std::string_view problem) {
   return Error{ErrorCode::kInvalidInput, field + ": " + std::string(problem)};
 }
 
-Result<const json::array*> read_list(const json::value& v, const std::string& field, const FilterLimits& limits) {
+Result<const json::array*> read_list(const json::value& v, const std::string& field,
+                                     const FilterLimits& limits) {
   const json::array* arr = v.if_array();
   if (arr == nullptr) return tl::unexpected(field_error(field, "must be an array"));
   if (arr->size() > limits.max_values) {
@@ -47,7 +48,8 @@ Result<int64_t> read_non_negative(const json::value& v, const std::string& field
   }
   if (v.is_double()) {
     double d = v.get_double();
-    if (d >= 0 && d < 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+    if (d >= 0 && d < 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d)))
+      return static_cast<int64_t>(d);
   }
   return tl::unexpected(field_error(field, "must be a non-negative integer"));
 }
@@ -103,7 +105,8 @@ Result<Filter> filter_from_value(const json::value& v, const FilterLimits& limit
       for (size_t i = 0; i < (*arr)->size(); ++i) {
         auto k = read_non_negative((**arr)[i], "kinds[" + std::to_string(i) + "]");
         if (!k || *k > kMaxKind) {
-          return tl::unexpected(field_error("kinds[" + std::to_string(i) + "]", "must be an integer from 0 to 65535"));
+          return tl::unexpected(
+              field_error("kinds[" + std::to_string(i) + "]", "must be an integer from 0 to 65535"));
         }
         kinds.push_back(static_cast<uint32_t>(*k));
       }
@@ -118,15 +121,17 @@ Result<Filter> filter_from_value(const json::value& v, const FilterLimits& limit
       f.limit = static_cast<uint64_t>(*l);
     } else if (key.size() >= 2 && key[0] == '#') {
       if (f.tags.size() >= limits.max_tag_conditions) {
-        return make_error(ErrorCode::kLimitExceeded,
-                          "filter: more than " + std::to_string(limits.max_tag_conditions) + " tag conditions");
+        return make_error(
+            ErrorCode::kLimitExceeded,
+            "filter: more than " + std::to_string(limits.max_tag_conditions) + " tag conditions");
       }
       auto arr = read_list(value, key, limits);
       if (!arr) return tl::unexpected(arr.error());
       TagCondition cond{key.substr(1), {}};
       for (size_t i = 0; i < (*arr)->size(); ++i) {
         const json::string* s = (**arr)[i].if_string();
-        if (s == nullptr) return tl::unexpected(field_error(key + "[" + std::to_string(i) + "]", "must be a string"));
+        if (s == nullptr)
+          return tl::unexpected(field_error(key + "[" + std::to_string(i) + "]", "must be a string"));
         cond.values.emplace_back(s->data(), s->size());
       }
       f.tags.push_back(std::move(cond));

@@ -1,8 +1,8 @@
 // NIP-01 subscription filters: parsing and matching.
 //
 // Within one filter every present field must match (AND); across the filters of one REQ any may match (OR).
-// An empty list matches nothing, as in nostr-tools. Tag conditions ("#e": [...]) match an event that has a tag
-// with that name whose first value is in the list. Thread-safe: Filter is a value.
+// An empty list matches nothing, as in nostr-tools. Tag conditions ("#e": [...]) match an event that has a
+// tag with that name whose first value is in the list. Thread-safe: Filter is a value.
 #pragma once
 
 #include <array>

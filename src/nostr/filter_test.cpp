@@ -52,7 +52,8 @@ TEST_F(FilterTest, AnyOfSeveralFilters) {
 }
 
 TEST_F(FilterTest, RoundTripsThroughJson) {
-  Filter f = parse(R"({"ids":[")" + hex_encode(note_.id) + R"("],"kinds":[1],"#t":["a\"b"],"since":5,"until":9,"limit":3})");
+  Filter f = parse(R"({"ids":[")" + hex_encode(note_.id) +
+                   R"("],"kinds":[1],"#t":["a\"b"],"since":5,"until":9,"limit":3})");
   auto back = parse_filter(to_json(f));
   ASSERT_TRUE(back);
   EXPECT_EQ(to_json(*back), to_json(f));

@@ -17,8 +17,10 @@ namespace infernet::nostr {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -106,7 +108,8 @@ Status write_key_file(const std::string& path, const Keypair& keys, bool overwri
   ::unlink(tmp.c_str());
   if (rc != 0) {
     errno = saved;
-    if (saved == EEXIST) return make_error(ErrorCode::kAlreadyExists, "key file '" + path + "' already exists");
+    if (saved == EEXIST)
+      return make_error(ErrorCode::kAlreadyExists, "key file '" + path + "' already exists");
     return tl::unexpected(io_error("cannot install key file", path));
   }
   return {};
@@ -123,12 +126,14 @@ Result<Keypair> read_key_file(const std::string& path) {
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return tl::unexpected(io_error("cannot stat key file", path));
-  if (!S_ISREG(st.st_mode)) return make_error(ErrorCode::kInvalidInput, "key file '" + path + "' is not a file");
+  if (!S_ISREG(st.st_mode))
+    return make_error(ErrorCode::kInvalidInput, "key file '" + path + "' is not a file");
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(ErrorCode::kPermissionDenied, "key file '" + path + "' is accessible by group or others (mode " +
-                                                        mode + "); fix it with: chmod 600 " + path);
+    return make_error(ErrorCode::kPermissionDenied, "key file '" + path +
+                                                        "' is accessible by group or others (mode " + mode +
+                                                        "); fix it with: chmod 600 " + path);
   }
   if (st.st_size > 4096) return make_error(ErrorCode::kInvalidInput, "key file '" + path + "' is too large");
   std::string text(static_cast<size_t>(st.st_size), '\0');

@@ -3,10 +3,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <openssl/crypto.h>
 #include <secp256k1.h>
 #include <secp256k1_ecdh.h>
 #include <secp256k1_schnorrsig.h>
-#include <openssl/crypto.h>
 
 #include "core/encoding.hpp"
 #include "core/random.hpp"
@@ -22,7 +22,8 @@ const secp256k1_context* secp_context() {
     std::array<uint8_t, 32> seed{};
     fill_random(seed);
     // Randomization blinds signing against side channels; it must happen before the context is shared.
-    if (secp256k1_context_randomize(c, seed.data()) != 1) throw std::runtime_error("secp256k1: randomize failed");
+    if (secp256k1_context_randomize(c, seed.data()) != 1)
+      throw std::runtime_error("secp256k1: randomize failed");
     return c;
   }();
   return ctx;
@@ -49,14 +50,18 @@ Result<PublicKey> PublicKey::from_hex(std::string_view hex) {
   return from_bytes(x);
 }
 
-std::string PublicKey::hex() const { return hex_encode(bytes_); }
+std::string PublicKey::hex() const {
+  return hex_encode(bytes_);
+}
 
 bool PublicKey::verify(const Hash32& message, const Signature& sig) const {
-  return secp256k1_schnorrsig_verify(secp_context(), sig.data(), message.data(), message.size(), &parsed_) == 1;
+  return secp256k1_schnorrsig_verify(secp_context(), sig.data(), message.data(), message.size(), &parsed_) ==
+         1;
 }
 
 bool PublicKey::verify_message(std::span<const uint8_t> message, const Signature& sig) const {
-  return secp256k1_schnorrsig_verify(secp_context(), sig.data(), message.data(), message.size(), &parsed_) == 1;
+  return secp256k1_schnorrsig_verify(secp_context(), sig.data(), message.data(), message.size(), &parsed_) ==
+         1;
 }
 
 Keypair::~Keypair() {
@@ -96,12 +101,14 @@ Keypair Keypair::generate() {
     // Fails with probability ~2^-128 (a value at or above the curve order); draw again.
     if (auto kp = from_secret(s)) {
       OPENSSL_cleanse(s.data(), s.size());
-      return std::move(*kp);
+      return *kp;
     }
   }
 }
 
-std::string Keypair::secret_hex() const { return hex_encode(secret_); }
+std::string Keypair::secret_hex() const {
+  return hex_encode(secret_);
+}
 
 Signature Keypair::sign(const Hash32& message) const {
   std::array<uint8_t, 32> aux{};
@@ -111,13 +118,15 @@ Signature Keypair::sign(const Hash32& message) const {
 
 Signature Keypair::sign(const Hash32& message, const std::array<uint8_t, 32>& aux_rand) const {
   Signature sig{};
-  if (secp256k1_schnorrsig_sign32(secp_context(), sig.data(), message.data(), &keypair_, aux_rand.data()) != 1) {
+  if (secp256k1_schnorrsig_sign32(secp_context(), sig.data(), message.data(), &keypair_, aux_rand.data()) !=
+      1) {
     throw std::runtime_error("secp256k1: schnorr signing failed");
   }
   return sig;
 }
 
-Signature Keypair::sign_message(std::span<const uint8_t> message, const std::array<uint8_t, 32>& aux_rand) const {
+Signature Keypair::sign_message(std::span<const uint8_t> message,
+                                const std::array<uint8_t, 32>& aux_rand) const {
   Signature sig{};
   secp256k1_schnorrsig_extraparams params = SECP256K1_SCHNORRSIG_EXTRAPARAMS_INIT;
   params.ndata = const_cast<uint8_t*>(aux_rand.data());

@@ -2,8 +2,8 @@
 //
 // One secp256k1 context serves the whole process: libsecp256k1 (0.2) takes it as const in every signing and
 // verification call, so it is shared across threads without locking. Parsed forms are kept inside the objects
-// (a PublicKey holds the parsed x-only point, a Keypair the precomputed keypair) because parsing costs about 10%
-// of a verification; build them once and reuse them.
+// (a PublicKey holds the parsed x-only point, a Keypair the precomputed keypair) because parsing costs about
+// 10% of a verification; build them once and reuse them.
 //
 // Thread-safety: all types are values; const methods are safe to call concurrently.
 #pragma once

@@ -13,7 +13,8 @@ namespace infernet::nostr {
 namespace {
 
 std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -21,7 +22,8 @@ std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> out;
   std::stringstream ss(line);
   std::string cell;
-  while (std::getline(ss, cell, ',')) out.push_back(cell);
+  while (std::getline(ss, cell, ','))
+    out.push_back(cell);
   if (!line.empty() && line.back() == ',') out.emplace_back();
   return out;
 }
@@ -105,8 +107,10 @@ TEST(Keypair, SharedContextIsSafeAcrossThreads) {
       }
     });
   }
-  for (auto& th : threads) th.join();
-  for (int v : ok) EXPECT_EQ(v, 200);
+  for (auto& th : threads)
+    th.join();
+  for (int v : ok)
+    EXPECT_EQ(v, 200);
 }
 
 }  // namespace

@@ -12,7 +12,9 @@ bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-Error unauthorized(std::string message) { return Error{ErrorCode::kUnauthorized, std::move(message)}; }
+Error unauthorized(std::string message) {
+  return Error{ErrorCode::kUnauthorized, std::move(message)};
+}
 
 }  // namespace
 
@@ -38,21 +40,24 @@ Result<Event> verify_token(std::string_view authorization, const RequestTarget& 
     return make_error(ErrorCode::kInvalidInput, "authorization: expected the scheme 'Nostr <base64 event>'");
   }
   std::string_view b64 = authorization.substr(kScheme.size());
-  while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
+  while (!b64.empty() && b64.front() == ' ')
+    b64.remove_prefix(1);
   auto json = base64_decode(b64);
   if (!json) return make_error(ErrorCode::kInvalidInput, "authorization: " + json.error().message);
   auto event = parse_event(as_chars(*json));
   if (!event) return tl::unexpected(with_context(event.error(), "authorization event"));
-  if (auto st = verify_event(*event); !st) return tl::unexpected(with_context(st.error(), "authorization event"));
+  if (auto st = verify_event(*event); !st)
+    return tl::unexpected(with_context(st.error(), "authorization event"));
 
   if (event->kind != kKind) {
-    return tl::unexpected(unauthorized("authorization event has kind " + std::to_string(event->kind) +
-                                       ", expected 27235"));
+    return tl::unexpected(
+        unauthorized("authorization event has kind " + std::to_string(event->kind) + ", expected 27235"));
   }
   int64_t skew = event->created_at - now;
   if (skew > max_age_seconds || -skew > max_age_seconds) {
     return tl::unexpected(unauthorized("authorization event created_at is " + std::to_string(skew) +
-                                       " s from now; the window is +-" + std::to_string(max_age_seconds) + " s"));
+                                       " s from now; the window is +-" + std::to_string(max_age_seconds) +
+                                       " s"));
   }
   auto u = event->tag_value("u");
   if (!u) return tl::unexpected(unauthorized("authorization event has no 'u' tag"));
@@ -69,7 +74,8 @@ Result<Event> verify_token(std::string_view authorization, const RequestTarget& 
   auto payload = event->tag_value("payload");
   bool has_body = target.body && !target.body->empty();
   if (has_body) {
-    if (!payload) return tl::unexpected(unauthorized("request has a body but the authorization has no payload hash"));
+    if (!payload)
+      return tl::unexpected(unauthorized("request has a body but the authorization has no payload hash"));
     if (*payload != hex_encode(sha256(*target.body))) {
       return tl::unexpected(unauthorized("authorization payload hash does not match the request body"));
     }

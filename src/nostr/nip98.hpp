@@ -1,8 +1,8 @@
 // NIP-98 HTTP authentication: a signed kind-27235 event in "Authorization: Nostr <base64(event)>".
 //
-// A token binds a key to one request: its exact absolute URL (query included), its method and, when the request
-// has a body, the sha256 of that body. Verification checks all of them plus a time window around now, so a token
-// captured from one request cannot be replayed against another or later. Thread-safe.
+// A token binds a key to one request: its exact absolute URL (query included), its method and, when the
+// request has a body, the sha256 of that body. Verification checks all of them plus a time window around now,
+// so a token captured from one request cannot be replayed against another or later. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -32,10 +32,10 @@ struct RequestTarget {
 // Returns the full header value, "Nostr <base64>". With a body, adds ["payload", sha256 hex of the body].
 std::string create_token(const Keypair& keys, const RequestTarget& target, int64_t now);
 
-// Checks the header value against the request. Returns the verified event (its pubkey is the caller's identity).
-// Errors: kInvalidInput for a malformed header, base64 or event; kInvalidId / kInvalidSignature from
-// verification; kUnauthorized for a wrong kind, a created_at outside now +- max_age_seconds, a URL or method
-// that differs, a missing or different payload hash.
+// Checks the header value against the request. Returns the verified event (its pubkey is the caller's
+// identity). Errors: kInvalidInput for a malformed header, base64 or event; kInvalidId / kInvalidSignature
+// from verification; kUnauthorized for a wrong kind, a created_at outside now +- max_age_seconds, a URL or
+// method that differs, a missing or different payload hash.
 Result<Event> verify_token(std::string_view authorization, const RequestTarget& target, int64_t now,
                            int64_t max_age_seconds = kDefaultMaxAgeSeconds);
 

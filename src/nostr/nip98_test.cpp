@@ -23,7 +23,8 @@ TEST(Nip98, TokenVerifiesForItsRequest) {
   RequestTarget lower{kUrl, "post", as_bytes(body)};
   EXPECT_TRUE(verify_token(token, lower, kNow));
   std::string unpadded = token;
-  while (unpadded.back() == '=') unpadded.pop_back();
+  while (unpadded.back() == '=')
+    unpadded.pop_back();
   EXPECT_TRUE(verify_token(unpadded, target, kNow));
 }
 
