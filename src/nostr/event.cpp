@@ -1,5 +1,6 @@
 #include "nostr/event.hpp"
 
+#include <charconv>
 #include <cstring>
 #include <limits>
 
@@ -52,8 +53,8 @@ constexpr auto kEscape = make_escape_table();
 
 void append_int(std::string& out, int64_t v) {
   char buf[24];
-  auto n = std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(v));
-  out.append(buf, static_cast<size_t>(n));
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, r.ptr);
 }
 
 Error field_error(std::string_view field, std::string_view problem) {
@@ -231,8 +232,12 @@ void append_json(std::string& out, const Event& event) {
 }
 
 std::string to_json(const Event& event) {
+  size_t size = 320 + event.content.size();  // fixed fields and escaping slack
+  for (const auto& t : event.tags) {
+    for (const auto& v : t) size += v.size() + 3;
+  }
   std::string out;
-  out.reserve(256 + event.content.size());
+  out.reserve(size);
   append_json(out, event);
   return out;
 }
