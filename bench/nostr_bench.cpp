@@ -29,10 +29,12 @@ struct Corpus {
   Corpus() {
     for (size_t i = 0; i < kEvents; ++i) {
       keys.push_back(Keypair::generate());
-      EventDraft d{1700000000 + static_cast<int64_t>(i), 1,
-                   {{"e", std::string(64, 'a'), "wss://relay.example"}, {"p", std::string(64, 'b')}, {"t", "ai"}},
-                   "A job result streamed over Nostr, number " + std::to_string(i) +
-                       ", with enough text to look like a real note: the quick brown fox jumps over the lazy dog."};
+      EventDraft d{
+          1700000000 + static_cast<int64_t>(i),
+          1,
+          {{"e", std::string(64, 'a'), "wss://relay.example"}, {"p", std::string(64, 'b')}, {"t", "ai"}},
+          "A job result streamed over Nostr, number " + std::to_string(i) +
+              ", with enough text to look like a real note: the quick brown fox jumps over the lazy dog."};
       events.push_back(sign_event(d, keys.back()));
       json.push_back(to_json(events.back()));
     }
@@ -93,13 +95,15 @@ BENCHMARK(BM_EventParseOnly);
 void BM_RawSign(benchmark::State& state) {
   const auto& c = corpus();
   secp256k1_keypair kp;
-  if (!secp256k1_keypair_create(raw_context(), &kp, c.keys[0].secret().data())) state.SkipWithError("keypair");
+  if (!secp256k1_keypair_create(raw_context(), &kp, c.keys[0].secret().data()))
+    state.SkipWithError("keypair");
   std::array<uint8_t, 32> aux{};
   unsigned char sig[64];
   size_t i = 0;
   for (auto _ : state) {
     fill_random(aux);
-    int ok = secp256k1_schnorrsig_sign32(raw_context(), sig, c.events[i++ % kEvents].id.data(), &kp, aux.data());
+    int ok =
+        secp256k1_schnorrsig_sign32(raw_context(), sig, c.events[i++ % kEvents].id.data(), &kp, aux.data());
     benchmark::DoNotOptimize(ok);
     benchmark::DoNotOptimize(sig);
   }
@@ -126,7 +130,8 @@ BENCHMARK(BM_EventSignToJson);
 void BM_EventComputeId(benchmark::State& state) {
   const auto& c = corpus();
   size_t i = 0;
-  for (auto _ : state) benchmark::DoNotOptimize(compute_id(c.events[i++ % kEvents]));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(compute_id(c.events[i++ % kEvents]));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_EventComputeId);
@@ -134,7 +139,8 @@ BENCHMARK(BM_EventComputeId);
 void BM_EventToJson(benchmark::State& state) {
   const auto& c = corpus();
   size_t i = 0;
-  for (auto _ : state) benchmark::DoNotOptimize(to_json(c.events[i++ % kEvents]));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(to_json(c.events[i++ % kEvents]));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_EventToJson);
@@ -142,7 +148,8 @@ BENCHMARK(BM_EventToJson);
 const std::string& kilobyte() {
   static const std::string s = [] {
     std::string t;
-    while (t.size() < 1024) t += "Infernet job payload, encrypted to one provider. ";
+    while (t.size() < 1024)
+      t += "Infernet job payload, encrypted to one provider. ";
     t.resize(1024);
     return t;
   }();

@@ -1,6 +1,6 @@
 // Fuzzes everything that reads an event or filter from the network: arbitrary bytes must either parse into a
-// value that survives a serialize/parse round trip with the same id, or be refused with an error. Never a crash,
-// a leak or undefined behaviour.
+// value that survives a serialize/parse round trip with the same id, or be refused with an error. Never a
+// crash, a leak or undefined behaviour.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

@@ -13,7 +13,8 @@ using namespace infernet::nostr;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const nip44::ConversationKey key = [] {
     nip44::ConversationKey k{};
-    for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<uint8_t>(i * 7 + 1);
+    for (size_t i = 0; i < k.size(); ++i)
+      k[i] = static_cast<uint8_t>(i * 7 + 1);
     return k;
   }();
   std::string_view text(reinterpret_cast<const char*>(data), size);

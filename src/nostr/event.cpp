@@ -234,7 +234,8 @@ void append_json(std::string& out, const Event& event) {
 std::string to_json(const Event& event) {
   size_t size = 320 + event.content.size();  // fixed fields and escaping slack
   for (const auto& t : event.tags) {
-    for (const auto& v : t) size += v.size() + 3;
+    for (const auto& v : t)
+      size += v.size() + 3;
   }
   std::string out;
   out.reserve(size);

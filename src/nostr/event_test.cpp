@@ -110,6 +110,12 @@ struct BadCase {
   std::string expected_fragment;
 };
 
+// Keeps ctest's test names short and stable (gtest would otherwise print the struct's raw bytes).
+void PrintTo(const BadCase& c, std::ostream* os) {
+  std::string shown = c.mutation.substr(0, c.mutation.find('='));
+  *os << shown;
+}
+
 class EventParseErrors : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(EventParseErrors, NameTheProblem) {
