@@ -6,7 +6,7 @@ build_dir=${1:?usage: run-fuzz.sh BUILD_DIR SECONDS}
 seconds=${2:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
 status=0
-for target in event_parse nip44_decrypt; do
+for target in event_parse nip44_decrypt relay_message; do
   bin="$build_dir/fuzz/fuzz_$target"
   work="$build_dir/fuzz/corpus-$target"
   mkdir -p "$work"

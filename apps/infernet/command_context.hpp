@@ -52,5 +52,7 @@ void add_nip44_commands(CLI::App& app, CommandContext& ctx);
 void add_nip19_commands(CLI::App& app, CommandContext& ctx);
 void add_nip98_commands(CLI::App& app, CommandContext& ctx);
 void add_config_commands(CLI::App& app, CommandContext& ctx);
+void add_node_commands(CLI::App& app, CommandContext& ctx);
+void add_relay_client_commands(CLI::App& app, CommandContext& ctx);
 
 }  // namespace infernet::cli

@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
   add_nip19_commands(app, ctx);
   add_nip98_commands(app, ctx);
   add_config_commands(app, ctx);
+  add_node_commands(app, ctx);
+  add_relay_client_commands(app, ctx);
 
   // Logging is configured after parsing so that --log-level and the config file both count.
   app.parse_complete_callback([&ctx] {
