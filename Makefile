@@ -3,6 +3,9 @@
 #   make test   install what is missing, build, and run every test; ends with "N passed, N failed"
 .PHONY: demo test build bootstrap bench fuzz format clean
 
+# Relative paths in the compiler cache let a fresh clone reuse what an earlier build compiled.
+export CCACHE_BASEDIR := $(CURDIR)
+
 demo: build
 	scripts/demo.sh
 
