@@ -6,17 +6,15 @@
 // through WebSocketConnection::send().
 //
 // Limits (ServerOptions) are enforced at the edge:
-//   - HTTP: malformed requests get 400, a body over max_http_body_bytes gets 413, headers over 16 KiB get
-//   431;
-//     each closes the connection. Idle keep-alive connections are closed after idle_timeout.
+//   - HTTP: a malformed request gets 400, a body over max_http_body_bytes 413, headers over 16 KiB 431;
+//     each then closes the connection. Idle keep-alive connections are closed after idle_timeout.
 //   - WebSocket: a message over max_message_bytes fails the connection with close code 1009 (sent by Beast,
 //     without a reason text). Binary messages are refused with close code 1003 "binary messages are not
-//     accepted": every Infernet and Nostr message is text, so a binary frame is a confused client and telling
-//     it beats silently dropping its data. permessage-deflate is off. Pings are sent when a connection is
-//     idle for half of idle_timeout and a peer silent for idle_timeout is dropped (Beast's server timeout
-//     settings).
+//     accepted": every Infernet and Nostr message is text, so a binary frame is a confused client, and
+//     telling it beats silently dropping its data. permessage-deflate is off. A connection idle for half of
+//     idle_timeout is pinged, and a peer silent for idle_timeout is dropped (Beast's server timeouts).
 //   - Outbound: a connection whose unwritten bytes would exceed max_outbound_bytes is cut off (TCP closed, no
-//     close frame: the peer is not reading) so a slow reader costs memory bounded by that limit and never
+//     close frame: the peer is not reading), so a slow reader costs memory bounded by that limit and never
 //     slows other connections.
 #pragma once
 
@@ -103,7 +101,7 @@ class Server {
   // use, permission denied, ...). Calling it while running returns kAlreadyExists. After stop() it may be
   // called again; it binds options.port again (so with port 0, a new port).
   Status start();
-  // The bound port after a successful start(); 0 before.
+  // The bound port while running; 0 before start() and after stop().
   uint16_t port() const;
   // Closes the listener and every connection (TCP closed without close frames, so it returns promptly even
   // when peers do not answer; every WebSocketHandler gets on_close() first), then joins the threads. Waits at
