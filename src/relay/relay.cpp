@@ -63,7 +63,11 @@ Result<std::set<uint32_t>> parse_kind_list(const std::string& key, const std::st
     char* end = nullptr;
     long v = std::strtol(item.c_str(), &end, 10);
     if (*end != '\0' || v < 0 || v > 65535) {
-      return make_error(ErrorCode::kInvalidInput, key + ": '" + item + "' is not a kind (0-65535)");
+      std::string message = key;
+      message += ": '";
+      message += item;
+      message += "' is not a kind (0-65535)";
+      return make_error(ErrorCode::kInvalidInput, std::move(message));
     }
     kinds.insert(static_cast<uint32_t>(v));
   }
