@@ -67,7 +67,12 @@ class Conn {
       std::exit(1);
     }
   }
-  ~Conn() { client_->close(); }
+  // on_close runs on the io threads and touches this object, so wait for it before going away.
+  ~Conn() {
+    client_->close();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(5), [this] { return closed_; });
+  }
   void send(std::string text) { client_->send(std::move(text)); }
 
  private:
