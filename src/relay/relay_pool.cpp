@@ -87,6 +87,13 @@ struct RelayPool::State : std::enable_shared_from_this<RelayPool::State> {
 
   static std::string wire_id(SubscriptionHandle h) { return "p" + std::to_string(h); }
 
+  // The subscription a relay names by its wire id ("p<handle>"), or nullptr. Call with mu held.
+  Subscription* find_by_wire_id(const std::string& id) {
+    if (id.size() < 2 || id[0] != 'p') return nullptr;
+    auto it = subscriptions.find(std::strtoull(id.c_str() + 1, nullptr, 10));
+    return it == subscriptions.end() ? nullptr : &it->second;
+  }
+
   // REQ for one subscription on one link, resuming after the newest event already seen there.
   std::string req_for(SubscriptionHandle h, Subscription& sub, size_t link) {
     std::vector<nostr::Filter> filters = sub.filters;
@@ -229,10 +236,9 @@ struct RelayPool::State : std::enable_shared_from_this<RelayPool::State> {
     std::function<void()> deliver;
     {
       std::lock_guard lock(mu);
-      if (m.subscription_id.size() < 2 || m.subscription_id[0] != 'p') return;
-      auto it = subscriptions.find(std::strtoull(m.subscription_id.c_str() + 1, nullptr, 10));
-      if (it == subscriptions.end()) return;
-      Subscription& sub = it->second;
+      Subscription* found = find_by_wire_id(m.subscription_id);
+      if (found == nullptr) return;
+      Subscription& sub = *found;
       if (!nostr::matches_any(sub.filters, m.event)) return;
       auto& newest = sub.newest_seen[i];
       if (!newest || *newest < m.event.created_at) newest = m.event.created_at;
@@ -286,10 +292,9 @@ struct RelayPool::State : std::enable_shared_from_this<RelayPool::State> {
     std::function<void()> report;
     {
       std::lock_guard lock(mu);
-      if (m.subscription_id.size() < 2) return;
-      auto it = subscriptions.find(std::strtoull(m.subscription_id.c_str() + 1, nullptr, 10));
-      if (it == subscriptions.end()) return;
-      Subscription& sub = it->second;
+      Subscription* found = find_by_wire_id(m.subscription_id);
+      if (found == nullptr) return;
+      Subscription& sub = *found;
       sub.eose[i] = true;
       report = maybe_report_eose(sub);
     }
@@ -312,10 +317,9 @@ struct RelayPool::State : std::enable_shared_from_this<RelayPool::State> {
     std::function<void()> report;
     {
       std::lock_guard lock(mu);
-      if (m.subscription_id.size() < 2) return;
-      auto it = subscriptions.find(std::strtoull(m.subscription_id.c_str() + 1, nullptr, 10));
-      if (it == subscriptions.end()) return;
-      Subscription& sub = it->second;
+      Subscription* found = find_by_wire_id(m.subscription_id);
+      if (found == nullptr) return;
+      Subscription& sub = *found;
       if (m.message.starts_with("auth-required:") && auth_keys) {
         sub.closed_for_auth[i] = true;  // resubscribed once AUTH succeeds
         return;
