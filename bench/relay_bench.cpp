@@ -115,17 +115,31 @@ std::string event_wire(const nostr::Event& e) {
 // accepted/s.
 double ingest(net::asio::io_context& io, const std::string& url, const std::vector<nostr::Event>& events,
               size_t connections, size_t window, size_t* accepted_out) {
+  // Senders sleep on a condition variable while their window is full (polling would take CPU from the relay,
+  // which shares the machine), and are woken when half the window has been acknowledged.
+  struct Window {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t inflight = 0;
+  };
   std::atomic<size_t> acked{0}, accepted{0};
   std::vector<std::unique_ptr<Conn>> conns;
-  std::vector<std::unique_ptr<std::atomic<size_t>>> inflight;
+  std::vector<std::unique_ptr<Window>> windows;
+  std::mutex done_mu;
+  std::condition_variable done_cv;
   for (size_t c = 0; c < connections; ++c) {
-    inflight.push_back(std::make_unique<std::atomic<size_t>>(0));
-    auto* counter = inflight.back().get();
-    conns.push_back(std::make_unique<Conn>(io, url, [&, counter](std::string_view m) {
-      if (m.starts_with("[\"OK\"")) {
-        if (m.find("\",true,") != std::string_view::npos) accepted.fetch_add(1);
-        acked.fetch_add(1);
-        counter->fetch_sub(1);
+    windows.push_back(std::make_unique<Window>());
+    auto* w = windows.back().get();
+    conns.push_back(std::make_unique<Conn>(io, url, [&, w](std::string_view m) {
+      if (!m.starts_with("[\"OK\"")) return;
+      if (m.find("\",true,") != std::string_view::npos) accepted.fetch_add(1);
+      {
+        std::lock_guard lock(w->mu);
+        if (--w->inflight == window / 2) w->cv.notify_one();
+      }
+      if (acked.fetch_add(1) + 1 == events.size()) {
+        std::lock_guard lock(done_mu);
+        done_cv.notify_all();
       }
     }));
   }
@@ -133,18 +147,22 @@ double ingest(net::asio::io_context& io, const std::string& url, const std::vect
   std::vector<std::thread> senders;
   for (size_t c = 0; c < connections; ++c) {
     senders.emplace_back([&, c] {
+      Window& w = *windows[c];
       for (size_t i = c; i < events.size(); i += connections) {
-        while (inflight[c]->load() >= window)
-          std::this_thread::sleep_for(std::chrono::microseconds(50));
-        inflight[c]->fetch_add(1);
+        {
+          std::unique_lock lock(w.mu);
+          w.cv.wait(lock, [&] { return w.inflight < window; });
+          ++w.inflight;
+        }
         conns[c]->send(event_wire(events[i]));
       }
     });
   }
   for (auto& t : senders)
     t.join();
-  while (acked.load() < events.size() && seconds_since(start) < 600) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  {
+    std::unique_lock lock(done_mu);
+    done_cv.wait_for(lock, std::chrono::seconds(600), [&] { return acked.load() >= events.size(); });
   }
   double elapsed = seconds_since(start);
   *accepted_out = accepted.load();

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -107,8 +111,59 @@ Result<RelayOptions> relay_options_from_config(const Config& config) {
   o.info.description = config.get_string("relay.description");
   o.info.contact = config.get_string("relay.contact");
   o.public_url = config.get_string("relay.public_url");
+  o.query_threads = std::max<size_t>(1, size_of("relay.query_threads"));
   return o;
 }
+
+// The threads that answer REQ and COUNT from the database. Network threads hand them work and go on; a
+// query's answers are sent from here (WebSocketConnection::send is thread-safe).
+struct Relay::QueryThreads {
+  explicit QueryThreads(size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      threads.emplace_back([this] { run(); });
+  }
+  ~QueryThreads() { stop(); }
+
+  // False once stopped; the work is then dropped.
+  bool post(std::function<void()> work) {
+    std::lock_guard lock(mu);
+    if (stopping) return false;
+    queue.push_back(std::move(work));
+    cv.notify_one();
+    return true;
+  }
+
+  // Runs what is queued, then joins.
+  void stop() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+
+  void run() {
+    for (;;) {
+      std::function<void()> work;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [this] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;
+        work = std::move(queue.front());
+        queue.pop_front();
+      }
+      work();
+    }
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> queue;  // guarded by mu
+  bool stopping = false;                    // guarded by mu
+  std::vector<std::thread> threads;
+};
 
 // One WebSocket client of the relay. Calls arrive on the connection's strand, one at a time.
 class Relay::Session final : public net::WebSocketHandler {
@@ -130,6 +185,8 @@ class Relay::Session final : public net::WebSocketHandler {
   }
 
   void on_close() override {
+    for (auto& [id, live] : subscriptions_)
+      live->store(false);
     relay_.index_.remove_connection(connection_->id());
     std::lock_guard lock(relay_.mu_);
     relay_.connections_.erase(connection_->id());
@@ -269,7 +326,12 @@ class Relay::Session final : public net::WebSocketHandler {
     return "";
   }
 
+  // Caps limits, and drops filters that ask for a multi-letter tag: NIP-01 indexes only single-letter tags,
+  // so such a filter matches no stored event, and it matches no live one either, to be consistent.
   void cap_limits(std::vector<nostr::Filter>& filters) const {
+    std::erase_if(filters, [](const nostr::Filter& f) {
+      return std::any_of(f.tags.begin(), f.tags.end(), [](const auto& t) { return t.name.size() != 1; });
+    });
     for (auto& f : filters) {
       if (!f.limit || *f.limit > relay_.options_.limits.max_limit) f.limit = relay_.options_.limits.max_limit;
     }
@@ -290,38 +352,92 @@ class Relay::Session final : public net::WebSocketHandler {
                                                 " open subscriptions on this connection"));
     }
     cap_limits(m.filters);
+    if (pending_queries_->load() >= relay_.options_.limits.max_subscriptions) {
+      relay_.count_reject("rate-limited");
+      return send(
+          closed_message(m.subscription_id, "rate-limited: too many queries in progress on this connection"));
+    }
+    // A repeated id replaces the subscription: the old one's query, if still running, stops sending.
+    if (auto it = subscriptions_.find(m.subscription_id); it != subscriptions_.end())
+      it->second->store(false);
+    auto live = std::make_shared<std::atomic<bool>>(true);
+    subscriptions_[m.subscription_id] = live;
     // Subscribe before querying, so an event stored while the query runs is delivered live rather than
     // missed.
-    subscriptions_.insert(m.subscription_id);
     relay_.index_.subscribe(cid, m.subscription_id, m.filters);
-    auto stored = relay_.store_.query(m.filters, relay_.clock_.now_unix(), relay_.options_.limits.max_limit);
-    if (!stored) {
-      spdlog::error("relay: query failed: {}", stored.error().to_string());
+    // Snapshot of this connection's read rights for the query thread (authentication may change later; a
+    // later AUTH only widens what a new REQ may read).
+    bool filter_kinds = !authenticated() && !relay_.options_.auth.read_kinds.empty();
+    Relay& relay = relay_;
+    auto connection = connection_;
+    auto pending = pending_queries_;
+    pending->fetch_add(1);
+    bool posted = relay_.queries_->post([&relay, connection, pending, live, filter_kinds, cid,
+                                         sub = m.subscription_id, filters = std::move(m.filters)] {
+      // In progress until its last message is sent.
+      struct Done {
+        std::atomic<size_t>& n;
+        ~Done() { n.fetch_sub(1); }
+      } done{*pending};
+      auto stored = relay.store_.query(filters, relay.clock_.now_unix(), relay.options_.limits.max_limit);
+      if (!live->load()) return;
+      if (!stored) {
+        spdlog::error("relay: query failed: {}", stored.error().to_string());
+        // The subscription stays in the index until CLOSE or disconnect; it receives nothing more after
+        // CLOSED because the client drops it.
+        relay.index_.unsubscribe(cid, sub);
+        connection->send(closed_message(sub, "error: could not query stored events"));
+        return;
+      }
+      const auto& read_kinds = relay.options_.auth.read_kinds;
+      for (const auto& json : *stored) {
+        if (!live->load()) return;
+        if (filter_kinds) {
+          auto ev = nostr::parse_event(json);
+          if (ev && read_kinds.count(ev->kind) != 0) continue;
+        }
+        if (!connection->send(event_message(sub, json))) return;
+        relay.metrics_.events_sent.fetch_add(1);
+      }
+      if (live->load()) connection->send(eose_message(sub));
+    });
+    if (!posted) {
+      pending->fetch_sub(1);
       relay_.index_.unsubscribe(cid, m.subscription_id);
       subscriptions_.erase(m.subscription_id);
-      return send(closed_message(m.subscription_id, "error: could not query stored events"));
+      send(closed_message(m.subscription_id, "error: the relay is shutting down"));
     }
-    bool filter_kinds = !authenticated() && !relay_.options_.auth.read_kinds.empty();
-    for (const auto& json : *stored) {
-      if (filter_kinds) {
-        auto ev = nostr::parse_event(json);
-        if (ev && !may_read_kind(ev->kind)) continue;
-      }
-      send(event_message(m.subscription_id, json));
-      relay_.metrics_.events_sent.fetch_add(1);
-    }
-    send(eose_message(m.subscription_id));
   }
 
   void handle(CountMessage& m) {
     if (auto why = read_refusal(m.filters); !why.empty()) return send(closed_message(m.subscription_id, why));
-    auto n = relay_.store_.count(m.filters, relay_.clock_.now_unix());
-    if (!n) return send(closed_message(m.subscription_id, "error: could not count stored events"));
-    send(count_message(m.subscription_id, *n));
+    if (pending_queries_->load() >= relay_.options_.limits.max_subscriptions) {
+      relay_.count_reject("rate-limited");
+      return send(
+          closed_message(m.subscription_id, "rate-limited: too many queries in progress on this connection"));
+    }
+    Relay& relay = relay_;
+    auto connection = connection_;
+    auto pending = pending_queries_;
+    pending->fetch_add(1);
+    bool posted = relay_.queries_->post(
+        [&relay, connection, pending, sub = m.subscription_id, filters = std::move(m.filters)] {
+          auto n = relay.store_.count(filters, relay.clock_.now_unix());
+          connection->send(n ? count_message(sub, *n)
+                             : closed_message(sub, "error: could not count stored events"));
+          pending->fetch_sub(1);
+        });
+    if (!posted) {
+      pending->fetch_sub(1);
+      send(closed_message(m.subscription_id, "error: the relay is shutting down"));
+    }
   }
 
   void handle(CloseMessage& m) {
-    subscriptions_.erase(m.subscription_id);
+    if (auto it = subscriptions_.find(m.subscription_id); it != subscriptions_.end()) {
+      it->second->store(false);
+      subscriptions_.erase(it);
+    }
     relay_.index_.unsubscribe(connection_->id(), m.subscription_id);
   }
 
@@ -360,13 +476,21 @@ class Relay::Session final : public net::WebSocketHandler {
   std::shared_ptr<net::WebSocketConnection> connection_;
   std::string challenge_;
   std::set<std::array<uint8_t, 32>> authed_;
-  std::set<std::string> subscriptions_;
+  // Open subscriptions, each with a flag that its query (on a query thread) checks before sending; cleared
+  // when the subscription is closed or replaced.
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> subscriptions_;
+  // REQ and COUNT handed to the query threads and not yet answered; bounded by max_subscriptions.
+  std::shared_ptr<std::atomic<size_t>> pending_queries_ = std::make_shared<std::atomic<size_t>>(0);
   double tokens_ = 0;
   std::chrono::steady_clock::time_point last_refill_;
 };
 
 Relay::Relay(RelayOptions options, EventStore& store, const Clock& clock)
-    : options_(std::move(options)), store_(store), clock_(clock), public_url_(options_.public_url) {
+    : options_(std::move(options)),
+      store_(store),
+      clock_(clock),
+      public_url_(options_.public_url),
+      queries_(std::make_unique<QueryThreads>(std::max<size_t>(1, options_.query_threads))) {
   message_limits_.max_message_bytes = options_.limits.max_message_bytes;
   message_limits_.max_filters = options_.limits.max_filters;
   message_limits_.max_subscription_id_length = options_.limits.max_subscription_id_length;
@@ -375,6 +499,10 @@ Relay::Relay(RelayOptions options, EventStore& store, const Clock& clock)
 }
 
 Relay::~Relay() = default;
+
+void Relay::stop() {
+  queries_->stop();
+}
 
 void Relay::set_public_url(std::string url) {
   std::lock_guard lock(mu_);

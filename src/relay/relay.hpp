@@ -2,10 +2,11 @@
 // expiration, NIP-42 authentication, NIP-45 counts, limits and Prometheus metrics.
 //
 // The relay is glue between the network (net::Server hands it each WebSocket connection and HTTP request),
-// the EventStore (durable, one batching writer) and the SubscriptionIndex (live matching). It owns no
-// threads: a connection's messages arrive in order on that connection's strand, where they are parsed,
-// checked and verified; an event's OK is sent from the store's writer thread only after its batch has
-// committed, so "OK true" means the event survives a SIGKILL. Thread-safe.
+// the EventStore (durable, one batching writer) and the SubscriptionIndex (live matching). A connection's
+// messages arrive in order on that connection's strand, where they are parsed, checked and verified; an
+// event's OK is sent from the store's writer thread only after its batch has committed, so "OK true" means
+// the event survives a SIGKILL. REQ and COUNT are answered from the database by the relay's own query
+// threads, so that a query reading thousands of rows never holds up a network thread. Thread-safe.
 #pragma once
 
 #include <array>
@@ -60,6 +61,8 @@ struct RelayOptions {
   RelayLimits limits;
   RelayAuthPolicy auth;
   RelayInfo info;
+  // Threads answering REQ and COUNT from the database (at least 1).
+  size_t query_threads = 2;
   // The URL clients use, for checking the "relay" tag of NIP-42 AUTH events. Set after the port is known.
   std::string public_url;
 };
@@ -85,6 +88,10 @@ class Relay {
   std::string information_document() const;
   std::string metrics_text() const;
 
+  // Waits for the queries in progress and stops the query threads; later REQ and COUNT get
+  // CLOSED "error: shutting down". Call after the server has stopped. Idempotent; the destructor calls it.
+  void stop();
+
   // Removes expired events (NIP-40); call periodically.
   void purge_expired();
 
@@ -105,6 +112,7 @@ class Relay {
  private:
   class Session;
   friend class Session;
+  struct QueryThreads;
 
   void count_reject(const std::string& reason);
   // Sends an event to every live subscription that matches (all connections, this relay).
@@ -121,6 +129,9 @@ class Relay {
   std::unordered_map<ConnectionId, std::shared_ptr<net::WebSocketConnection>> connections_;  // guarded by mu_
   std::unordered_set<ConnectionId> authenticated_;                                           // guarded by mu_
   std::string public_url_;                                                                   // guarded by mu_
+
+  // Declared last: stopped (joined) first on destruction, while everything its queries use still exists.
+  std::unique_ptr<QueryThreads> queries_;
 };
 
 }  // namespace infernet::relay
