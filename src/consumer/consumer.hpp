@@ -1,0 +1,139 @@
+// The consumer node: the user's side of Infernet. It keeps the job database (SQLite: jobs, their events,
+// results, providers and models seen, receipts), finds providers, sends jobs over relays, follows them to a
+// result, and reassigns them when a provider fails. The REST API (src/api) is a thin layer over this class.
+//
+// Job lifecycle (docs/protocol.md): submitted -> assigned -> running -> completed | failed | canceled |
+// expired ("matched" while offers are collected for an open-quote job). Every transition is written to the
+// database before anything is sent, so a consumer killed at any point and restarted resumes every unfinished
+// job (or fails it with a reason); nothing is lost.
+//
+// Thread-safety: every method may be called from any thread. Watch callbacks run on the node's threads and
+// must not block.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/result.hpp"
+#include "nostr/keys.hpp"
+#include "protocol/protocol.hpp"
+#include "relay/relay_pool.hpp"
+
+namespace infernet::consumer {
+
+enum class JobState { kSubmitted, kMatched, kAssigned, kRunning, kCompleted, kFailed, kCanceled, kExpired };
+
+// "submitted", "matched", ... and back. parse_job_state errors name the bad value.
+const char* to_string(JobState s);
+Result<JobState> parse_job_state(std::string_view s);
+bool is_final(JobState s);
+
+// What a user asks for. Validated by submit(): errors name the field.
+struct JobSpec {
+  std::string client_request_id;  // optional; the same id submitted again returns the same job
+  std::string model;              // required
+  std::string prompt;             // required, at most protocol::kMaxPromptBytes
+  uint32_t max_tokens = 256;      // 1..65536
+  double temperature = 0;         // 0..2
+  uint64_t seed = 0;
+  uint64_t max_cost_msat = 0;  // budget cap; 0: none
+  std::string priority = "normal";  // low | normal | high
+  int64_t deadline = 0;             // unix seconds; 0: none
+  std::string provider;             // optional hex pubkey or npub: send only to this provider (direct)
+  bool open_quotes = false;         // ask every provider of the model for an offer and take the best
+};
+
+struct JobRecord {
+  std::string id;  // the consumer's job id (random, hex)
+  std::string client_request_id;
+  JobSpec spec;
+  JobState state = JobState::kSubmitted;
+  std::string provider;  // hex pubkey of the current or last provider, "" before assignment
+  uint32_t attempt = 0;  // 0 before the first assignment
+  std::string output;    // the output so far (streamed), or the final output
+  std::string error;     // why it failed, expired or was canceled
+  protocol::Usage usage;
+  uint64_t cost_msat = 0;
+  int64_t created_at = 0;  // unix milliseconds
+  int64_t updated_at = 0;
+};
+
+// One entry of a job's history. Sequence numbers are per job, from 1, without gaps; a client that saw event
+// n re-attaches with after_seq = n and misses nothing.
+struct JobEvent {
+  uint64_t seq = 0;
+  std::string job_id;
+  std::string type;  // "state", "progress", "result", "error", "note" (a diagnostic: why a provider was skipped)
+  std::string data;  // a JSON object, specific to the type (docs/api.md)
+  int64_t at = 0;    // unix milliseconds
+};
+
+struct JobQuery {
+  std::optional<JobState> state;
+  std::optional<std::string> model;
+  std::optional<int64_t> since;  // created_at >= since (unix ms)
+  std::optional<int64_t> until;  // created_at <= until
+  size_t limit = 100;
+};
+
+struct ProviderRecord {
+  std::string pubkey;  // hex
+  std::string name;
+  int64_t last_seen = 0;  // unix seconds of the newest announcement
+  int64_t expires_at = 0;
+  bool alive = false;  // announced recently enough to be given jobs
+  protocol::Announcement announcement;
+};
+
+struct ModelSummary {
+  std::string name;
+  std::vector<std::string> providers;  // hex pubkeys serving it (alive)
+  uint64_t min_price_per_1k_output_msat = 0;
+};
+
+struct ConsumerOptions {
+  std::string database;  // SQLite file (created with its schema when missing)
+  std::chrono::milliseconds accept_timeout{5000};
+  std::chrono::milliseconds stall_timeout{15000};
+  uint32_t max_attempts = 3;
+  std::chrono::seconds heartbeat{10};  // providers silent for 3 heartbeats are not given jobs
+  std::chrono::milliseconds quote_window{500};  // open quotes: how long offers are collected
+};
+
+class ConsumerNode {
+ public:
+  // Opens (or creates) the database. Does not talk to relays until start().
+  static Result<std::unique_ptr<ConsumerNode>> open(const ConsumerOptions& options, relay::RelayPool& pool,
+                                                    const nostr::Keypair& keys, const Clock& clock);
+  virtual ~ConsumerNode() = default;
+
+  // Subscribes to announcements and to messages addressed to us, and resumes every unfinished job.
+  virtual Status start() = 0;
+  // Stops timers and subscriptions; jobs stay in the database. Idempotent.
+  virtual void stop() = 0;
+
+  // Validates, stores (state submitted) and dispatches. Errors: kInvalidInput naming the field; nothing is
+  // stored then. A repeated client_request_id returns the existing job.
+  virtual Result<JobRecord> submit(const JobSpec& spec) = 0;
+  virtual Result<JobRecord> get(const std::string& job_id) = 0;  // kNotFound
+  virtual Result<std::vector<JobRecord>> list(const JobQuery& query) = 0;
+  // Cancels an unfinished job (tells its provider); a finished job is returned unchanged. kNotFound.
+  virtual Result<JobRecord> cancel(const std::string& job_id) = 0;
+  virtual Result<std::vector<JobEvent>> events(const std::string& job_id, uint64_t after_seq) = 0;
+
+  // Calls `on_event` with every event of the job after `after_seq`: first those stored, then live ones as
+  // they happen, in order, none twice. Returns a handle for unwatch(). kNotFound for an unknown job.
+  virtual Result<uint64_t> watch(const std::string& job_id, uint64_t after_seq,
+                                 std::function<void(const JobEvent&)> on_event) = 0;
+  virtual void unwatch(uint64_t handle) = 0;
+
+  virtual std::vector<ProviderRecord> providers() = 0;
+  virtual std::vector<ModelSummary> models() = 0;
+};
+
+}  // namespace infernet::consumer

@@ -1,0 +1,67 @@
+// The engine interface: what a provider runs jobs on. Engines: fake/ (deterministic, for tests and demos
+// only), llama/ (GGUF through llama.cpp) and torch/ (TorchScript) in their own issues.
+//
+// An engine owns its threads and is fed through a queue (llama.cpp server's lesson): submit() returns at
+// once, the work runs on the engine's threads, and each callback carries the id the caller gave. Cancellation
+// is a message: cancel(id) makes the run stop at its next token and finish with kCanceled.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace infernet::engine {
+
+struct ModelDescription {
+  std::string name;
+  std::string sha256;  // hex of the model file; "" for built-in models
+  std::string family;
+  uint64_t parameters = 0;
+  std::string quantization;
+  uint32_t context_length = 0;
+  std::vector<std::string> capabilities;  // "text-generation", ...
+};
+
+struct GenerateRequest {
+  std::string id;  // the caller's id, echoed in callbacks and used by cancel()
+  std::string model;
+  std::string prompt;
+  uint32_t max_tokens = 256;
+  double temperature = 0;
+  uint64_t seed = 0;
+};
+
+struct GenerateUsage {
+  uint32_t input_tokens = 0;
+  uint32_t output_tokens = 0;
+  double seconds = 0;
+};
+
+struct GenerateCallbacks {
+  // Each new piece of output, in order. Runs on an engine thread; must not block for long.
+  std::function<void(std::string_view piece, uint32_t tokens_so_far)> on_piece;
+  // Exactly once: the usage, or the error (kCanceled after cancel(), kInvalidInput for an unknown model or
+  // bad parameters, kIo/kInternal for an engine failure).
+  std::function<void(Result<GenerateUsage>)> on_done;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string name() const = 0;  // "fake", "llama", ...
+  virtual std::vector<ModelDescription> models() const = 0;
+  // Queues a run. Errors (returned at once, callbacks not called): kInvalidInput for an unknown model,
+  // kLimitExceeded when the engine's queue is full, kIo after stop().
+  virtual Status submit(GenerateRequest request, GenerateCallbacks callbacks) = 0;
+  // Stops a queued or running request; unknown ids are ignored.
+  virtual void cancel(const std::string& id) = 0;
+  // Cancels everything, finishes the callbacks and joins the threads. Idempotent.
+  virtual void stop() = 0;
+};
+
+}  // namespace infernet::engine

@@ -1,0 +1,237 @@
+// The Infernet job protocol: message types <-> signed Nostr events. docs/protocol.md is its specification;
+// this header is its C++ form.
+//
+// Public events (anyone may read them): the provider announcement (addressable, refreshed as a heartbeat,
+// NIP-40 expiration) and the quote request (a consumer asking every provider of a model for an offer; it
+// carries no user data). Every other message carries user data or concerns one job, and is NIP-44 v2
+// encrypted to its counterpart, tagged only with ["p", recipient]: a relay learns kinds, keys, times and
+// sizes, never job ids, models, prompts or outputs.
+//
+// open() is the one way in for received job messages: it verifies the event's id and signature, checks it is
+// addressed to us and of a job kind, decrypts it, and parses and validates the content against the schema of
+// that kind (version, required fields, sizes). The caller then checks it against the job's state: right
+// sender for that job and attempt, event not seen before, transition allowed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/result.hpp"
+#include "nostr/event.hpp"
+#include "nostr/keys.hpp"
+
+namespace infernet::protocol {
+
+// The version written in every content object as "v"; a receiver refuses versions it does not know.
+constexpr int kVersion = 1;
+
+// Event kinds. Regular kinds are stored by relays, so a node that was away catches up; the progress stream
+// is ephemeral (forwarded, never stored).
+enum Kind : uint32_t {
+  kJobRequest = 8340,            // consumer -> provider: run this job (encrypted)
+  kQuoteRequest = 8341,          // consumer -> every provider of a model: make me an offer (public)
+  kOffer = 8342,                 // provider -> consumer: the answer to a quote request (encrypted)
+  kJobStatus = 8343,             // provider -> consumer: accepted, rejected (with reason), running
+  kJobResult = 8344,             // provider -> consumer: the output, or the error (encrypted)
+  kJobCancel = 8345,             // consumer -> provider: stop this job (encrypted)
+  kJobReceipt = 8346,            // consumer -> provider: result received, cost settled (encrypted)
+  kJobProgress = 28340,          // provider -> consumer: streamed tokens and progress (ephemeral, encrypted)
+  kProviderAnnouncement = 38340  // provider: who I am, what I serve, at what price (addressable, public)
+};
+
+// The "d" tag of a provider's announcement: one per provider key.
+inline constexpr const char* kAnnouncementD = "infernet-provider";
+
+// Limits on what a message may carry (checked by open() and the parse functions).
+constexpr size_t kMaxPromptBytes = 256 * 1024;
+constexpr size_t kMaxOutputBytes = 1024 * 1024;
+constexpr size_t kMaxIdBytes = 128;  // job ids, quote ids, model names, reasons' codes
+constexpr size_t kMaxModels = 256;
+
+// ---- The provider announcement (public) ----
+
+struct ModelInfo {
+  std::string name;          // what consumers ask for, e.g. "tinyllama-q4"
+  std::string sha256;        // hex fingerprint of the model file ("" for the fake engine's built-ins)
+  std::string family;        // "llama", "fake", ...
+  uint64_t parameters = 0;   // parameter count
+  std::string quantization;  // "q4_0", "f16", ... or ""
+  uint32_t context_length = 0;
+  std::string engine;                     // the engine serving it: "fake", "llama", "torch"
+  std::vector<std::string> capabilities;  // "text-generation", "chat", "embeddings", ...
+};
+
+struct GpuInfo {
+  std::string name;  // as nvidia-smi reports it, e.g. "NVIDIA H100 80GB HBM3"
+  uint64_t memory_mb = 0;
+};
+
+struct Hardware {
+  std::string cpu_model;
+  uint32_t cpu_cores = 0;
+  uint64_t memory_mb = 0;
+  std::vector<GpuInfo> gpus;
+};
+
+struct Prices {
+  uint64_t per_1k_input_msat = 0;
+  uint64_t per_1k_output_msat = 0;
+  uint64_t per_second_msat = 0;
+  uint64_t per_job_msat = 0;
+  // Multiplier per priority ("low", "normal", "high"), in percent: 100 = list price.
+  std::map<std::string, uint32_t> priority_percent;
+};
+
+struct Capacity {
+  uint32_t slots = 0;   // jobs run at once
+  uint32_t queue = 0;   // jobs that may wait
+  uint32_t busy = 0;    // slots in use at announcement time
+  uint32_t queued = 0;  // jobs waiting at announcement time
+};
+
+struct Announcement {
+  std::string name;
+  Hardware hardware;
+  std::vector<std::string> engines;
+  std::vector<ModelInfo> models;
+  Prices prices;
+  Capacity capacity;
+};
+
+// A parsed announcement with who published it and when it stops being valid.
+struct ProviderAnnouncement {
+  nostr::PublicKey provider;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;  // NIP-40; 0 when absent
+  Announcement announcement;
+};
+
+// Signs the announcement event (kind 38340, d = kAnnouncementD, expiration = now + ttl_seconds, a "model" tag
+// per model so consumers can filter by model at the relay).
+Result<nostr::Event> make_announcement(const Announcement& a, const nostr::Keypair& provider, int64_t now,
+                                       int64_t ttl_seconds);
+// Verifies and parses one. Errors: kInvalidInput naming the field or the check that failed.
+Result<ProviderAnnouncement> parse_announcement(const nostr::Event& event);
+
+// ---- Quote requests (public) ----
+
+struct QuoteRequest {
+  std::string quote_id;  // the consumer's id for this round of quotes
+  std::string model;
+  uint32_t input_tokens = 0;  // estimate
+  uint32_t max_tokens = 0;
+  uint64_t max_cost_msat = 0;  // 0: no cap
+  std::string priority = "normal";
+  int64_t deadline = 0;  // unix seconds; 0: none
+};
+
+Result<nostr::Event> make_quote_request(const QuoteRequest& q, const nostr::Keypair& consumer, int64_t now);
+Result<QuoteRequest> parse_quote_request(const nostr::Event& event);  // verifies
+
+// ---- Job messages (encrypted to the counterpart) ----
+
+struct JobRequest {
+  std::string job_id;    // the consumer's id of the job (stable across attempts)
+  uint32_t attempt = 1;  // 1 for the first provider, 2 after the first reassignment, ...
+  std::string model;
+  std::string prompt;
+  uint32_t max_tokens = 256;
+  double temperature = 0;
+  uint64_t seed = 0;
+  uint64_t max_cost_msat = 0;  // 0: no cap
+  std::string priority = "normal";
+  int64_t deadline = 0;     // unix seconds; 0: none
+  std::string quote_id;     // set when answering an offer
+  std::string resume_text;  // on reassignment: output already delivered, to be continued, not repeated
+};
+
+enum class JobStatusCode { kAccepted, kRejected, kRunning };
+
+struct JobStatus {
+  std::string job_id;
+  uint32_t attempt = 1;
+  JobStatusCode status = JobStatusCode::kAccepted;
+  // For kRejected: a code ("busy", "unknown-model", "price-too-low", "invalid", "deadline") and a sentence.
+  std::string reason_code;
+  std::string reason;
+  uint32_t retry_after_seconds = 0;  // for "busy"
+  uint32_t queue_position = 0;       // for kAccepted: jobs ahead of this one
+};
+
+struct JobProgress {
+  std::string job_id;
+  uint32_t attempt = 1;
+  uint64_t seq = 0;        // 1, 2, ... per attempt; the text of chunk n follows chunk n-1
+  std::string text;        // the new output since the previous chunk
+  uint32_t tokens = 0;     // output tokens so far
+  double fraction = 0;     // 0..1, an estimate
+};
+
+struct Usage {
+  uint32_t input_tokens = 0;
+  uint32_t output_tokens = 0;
+};
+
+struct JobResult {
+  std::string job_id;
+  uint32_t attempt = 1;
+  bool ok = true;
+  std::string output;      // the whole output (ok)
+  std::string error_code;  // (not ok) "engine", "canceled", "provider-restarted", ...
+  std::string error;
+  Usage usage;
+  uint64_t cost_msat = 0;
+  double seconds = 0;  // engine time
+};
+
+struct JobCancel {
+  std::string job_id;
+  uint32_t attempt = 1;
+  std::string reason;
+};
+
+struct JobReceipt {
+  std::string job_id;
+  uint32_t attempt = 1;
+  uint64_t cost_msat = 0;
+  std::string result_event_id;  // hex id of the kJobResult event being acknowledged
+};
+
+struct Offer {
+  std::string quote_id;
+  std::string model;
+  uint64_t price_msat = 0;  // estimated total for the quoted job
+  uint32_t eta_ms = 0;      // estimated time until the job would start
+  uint32_t queue_position = 0;
+  int64_t expires_at = 0;  // unix seconds
+};
+
+using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer>;
+
+// The kind a message travels as.
+uint32_t kind_of(const JobMessage& m);
+
+// Encrypts `m` to `recipient` and signs it as `sender`.
+Result<nostr::Event> seal(const JobMessage& m, const nostr::Keypair& sender, const nostr::PublicKey& recipient,
+                          int64_t now);
+
+struct Opened {
+  JobMessage message;
+  nostr::PublicKey sender;
+  nostr::EventId event_id{};
+  int64_t created_at = 0;
+};
+
+// Verifies, checks the recipient and kind, decrypts and validates. Errors: kInvalidInput naming the problem
+// (bad signature, not addressed to us, unknown kind, cannot decrypt, bad field, unknown version).
+Result<Opened> open(const nostr::Event& event, const nostr::Keypair& recipient);
+
+// Content JSON <-> message, without encryption (what seal/open encrypt); exposed for tests and docs.
+std::string to_content(const JobMessage& m);
+Result<JobMessage> from_content(uint32_t kind, std::string_view json);
+
+}  // namespace infernet::protocol
