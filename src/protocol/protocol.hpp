@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -51,6 +52,26 @@ constexpr size_t kMaxPromptBytes = 256 * 1024;
 constexpr size_t kMaxOutputBytes = 1024 * 1024;
 constexpr size_t kMaxIdBytes = 128;  // job ids, quote ids, model names, reasons' codes
 constexpr size_t kMaxModels = 256;
+// Free text that is not user data: names, reasons, error messages, hardware descriptions.
+constexpr size_t kMaxTextBytes = 4096;
+// Entries of the small lists: GPUs, engines, a model's capabilities.
+constexpr size_t kMaxListItems = 64;
+// The content JSON of one job message, after escaping. Big enough for a kMaxOutputBytes output of ordinary
+// text (each newline or quote escapes to two bytes); small enough that the sealed event (padding, base64)
+// stays under nostr::EventLimits' default 4 MiB. Relays have their own, usually smaller, limits on events
+// (the embedded relay's relay.max_message_bytes).
+constexpr size_t kMaxContentBytes = 2 * 1024 * 1024 + 512 * 1024;
+// The content JSON of an announcement (public, so its size is a relay's concern too).
+constexpr size_t kMaxAnnouncementBytes = 512 * 1024;
+// The content JSON of a quote request.
+constexpr size_t kMaxQuoteRequestBytes = 8 * 1024;
+
+// Priorities a job or a price multiplier may name.
+inline constexpr const char* kPriorities[] = {"low", "normal", "high"};
+
+// True for the kinds open() accepts: every kind that carries a JobMessage (not the public announcement and
+// quote request).
+bool is_job_kind(uint32_t kind);
 
 // ---- The provider announcement (public) ----
 
@@ -63,11 +84,15 @@ struct ModelInfo {
   uint32_t context_length = 0;
   std::string engine;                     // the engine serving it: "fake", "llama", "torch"
   std::vector<std::string> capabilities;  // "text-generation", "chat", "embeddings", ...
+
+  bool operator==(const ModelInfo&) const = default;
 };
 
 struct GpuInfo {
   std::string name;  // as nvidia-smi reports it, e.g. "NVIDIA H100 80GB HBM3"
   uint64_t memory_mb = 0;
+
+  bool operator==(const GpuInfo&) const = default;
 };
 
 struct Hardware {
@@ -75,6 +100,8 @@ struct Hardware {
   uint32_t cpu_cores = 0;
   uint64_t memory_mb = 0;
   std::vector<GpuInfo> gpus;
+
+  bool operator==(const Hardware&) const = default;
 };
 
 struct Prices {
@@ -84,6 +111,8 @@ struct Prices {
   uint64_t per_job_msat = 0;
   // Multiplier per priority ("low", "normal", "high"), in percent: 100 = list price.
   std::map<std::string, uint32_t> priority_percent;
+
+  bool operator==(const Prices&) const = default;
 };
 
 struct Capacity {
@@ -91,6 +120,8 @@ struct Capacity {
   uint32_t queue = 0;   // jobs that may wait
   uint32_t busy = 0;    // slots in use at announcement time
   uint32_t queued = 0;  // jobs waiting at announcement time
+
+  bool operator==(const Capacity&) const = default;
 };
 
 struct Announcement {
@@ -100,6 +131,8 @@ struct Announcement {
   std::vector<ModelInfo> models;
   Prices prices;
   Capacity capacity;
+
+  bool operator==(const Announcement&) const = default;
 };
 
 // A parsed announcement with who published it and when it stops being valid.
@@ -111,10 +144,15 @@ struct ProviderAnnouncement {
 };
 
 // Signs the announcement event (kind 38340, d = kAnnouncementD, expiration = now + ttl_seconds, a "model" tag
-// per model so consumers can filter by model at the relay).
+// per model, readable without the content; relays index only single-letter tags, so subscribers filter on
+// kind and "d" or "t" and match models themselves). Errors: kInvalidInput naming the field (the
+// announcement is validated first), kLimitExceeded above kMaxAnnouncementBytes.
 Result<nostr::Event> make_announcement(const Announcement& a, const nostr::Keypair& provider, int64_t now,
                                        int64_t ttl_seconds);
-// Verifies and parses one. Errors: kInvalidInput naming the field or the check that failed.
+// Verifies and parses one: signature, kind, d tag, "v" tag, content, and that the "model" tags name exactly
+// the announced models. Does not compare expires_at with the time: the caller knows "now".
+// Errors: kInvalidInput naming the field or the check that failed; kInvalidId / kInvalidSignature from
+// nostr::verify_event; kUnsupported for an unknown version (tag or content); kLimitExceeded for the size.
 Result<ProviderAnnouncement> parse_announcement(const nostr::Event& event);
 
 // ---- Quote requests (public) ----
@@ -127,10 +165,16 @@ struct QuoteRequest {
   uint64_t max_cost_msat = 0;  // 0: no cap
   std::string priority = "normal";
   int64_t deadline = 0;  // unix seconds; 0: none
+
+  bool operator==(const QuoteRequest&) const = default;
 };
 
+// Signs the quote request (kind 8341, tags t = "infernet", model, v = "1"). Errors: kInvalidInput naming the
+// field.
 Result<nostr::Event> make_quote_request(const QuoteRequest& q, const nostr::Keypair& consumer, int64_t now);
-Result<QuoteRequest> parse_quote_request(const nostr::Event& event);  // verifies
+// Verifies and parses one (signature, kind, "v" tag, content, the model tag matching the content); the
+// consumer is event.pubkey. Errors as for parse_announcement.
+Result<QuoteRequest> parse_quote_request(const nostr::Event& event);
 
 // ---- Job messages (encrypted to the counterpart) ----
 
@@ -147,9 +191,15 @@ struct JobRequest {
   int64_t deadline = 0;     // unix seconds; 0: none
   std::string quote_id;     // set when answering an offer
   std::string resume_text;  // on reassignment: output already delivered, to be continued, not repeated
+
+  bool operator==(const JobRequest&) const = default;
 };
 
 enum class JobStatusCode { kAccepted, kRejected, kRunning };
+
+// "accepted", "rejected", "running" and back; the parse error names the bad value.
+const char* to_string(JobStatusCode code);
+Result<JobStatusCode> parse_job_status_code(std::string_view s);
 
 struct JobStatus {
   std::string job_id;
@@ -160,20 +210,26 @@ struct JobStatus {
   std::string reason;
   uint32_t retry_after_seconds = 0;  // for "busy"
   uint32_t queue_position = 0;       // for kAccepted: jobs ahead of this one
+
+  bool operator==(const JobStatus&) const = default;
 };
 
 struct JobProgress {
   std::string job_id;
   uint32_t attempt = 1;
-  uint64_t seq = 0;        // 1, 2, ... per attempt; the text of chunk n follows chunk n-1
-  std::string text;        // the new output since the previous chunk
-  uint32_t tokens = 0;     // output tokens so far
-  double fraction = 0;     // 0..1, an estimate
+  uint64_t seq = 0;     // 1, 2, ... per attempt; the text of chunk n follows chunk n-1
+  std::string text;     // the new output since the previous chunk
+  uint32_t tokens = 0;  // output tokens so far
+  double fraction = 0;  // 0..1, an estimate
+
+  bool operator==(const JobProgress&) const = default;
 };
 
 struct Usage {
   uint32_t input_tokens = 0;
   uint32_t output_tokens = 0;
+
+  bool operator==(const Usage&) const = default;
 };
 
 struct JobResult {
@@ -186,12 +242,16 @@ struct JobResult {
   Usage usage;
   uint64_t cost_msat = 0;
   double seconds = 0;  // engine time
+
+  bool operator==(const JobResult&) const = default;
 };
 
 struct JobCancel {
   std::string job_id;
   uint32_t attempt = 1;
   std::string reason;
+
+  bool operator==(const JobCancel&) const = default;
 };
 
 struct JobReceipt {
@@ -199,6 +259,8 @@ struct JobReceipt {
   uint32_t attempt = 1;
   uint64_t cost_msat = 0;
   std::string result_event_id;  // hex id of the kJobResult event being acknowledged
+
+  bool operator==(const JobReceipt&) const = default;
 };
 
 struct Offer {
@@ -208,6 +270,8 @@ struct Offer {
   uint32_t eta_ms = 0;      // estimated time until the job would start
   uint32_t queue_position = 0;
   int64_t expires_at = 0;  // unix seconds
+
+  bool operator==(const Offer&) const = default;
 };
 
 using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer>;
@@ -215,9 +279,12 @@ using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, J
 // The kind a message travels as.
 uint32_t kind_of(const JobMessage& m);
 
-// Encrypts `m` to `recipient` and signs it as `sender`.
-Result<nostr::Event> seal(const JobMessage& m, const nostr::Keypair& sender, const nostr::PublicKey& recipient,
-                          int64_t now);
+// Encrypts `m` to `recipient` and signs it as `sender`. The message is validated first (the same rules
+// open() applies, plus UTF-8 in every string), so what we send is what a receiver accepts.
+// Errors: kInvalidInput naming the field; kLimitExceeded when the content JSON passes kMaxContentBytes.
+// The NIP-44 conversation key comes from conversation_key_cache() (protocol/conversation_key_cache.hpp).
+Result<nostr::Event> seal(const JobMessage& m, const nostr::Keypair& sender,
+                          const nostr::PublicKey& recipient, int64_t now);
 
 struct Opened {
   JobMessage message;
@@ -226,12 +293,28 @@ struct Opened {
   int64_t created_at = 0;
 };
 
-// Verifies, checks the recipient and kind, decrypts and validates. Errors: kInvalidInput naming the problem
-// (bad signature, not addressed to us, unknown kind, cannot decrypt, bad field, unknown version).
+// Verifies, checks the recipient and kind, decrypts and validates. The cheap checks (kind, recipient) come
+// before the signature and the decryption, so mail for someone else costs next to nothing.
+// Errors, each message naming the problem: kInvalidInput (not a job kind, not addressed to us, bad field or
+// JSON), kInvalidId / kInvalidSignature (from nostr::verify_event), kDecryptFailed (not encrypted to us, or
+// tampered), kLimitExceeded (content too large), kUnsupported (unknown version "v", unknown NIP-44 version).
 Result<Opened> open(const nostr::Event& event, const nostr::Keypair& recipient);
 
 // Content JSON <-> message, without encryption (what seal/open encrypt); exposed for tests and docs.
+// to_content does not validate (seal does); from_content parses, checks the version and validates.
+// from_content errors: kInvalidInput naming the field ("attempt: must be an integer from 1 to 4294967295",
+// "job_id: missing"), kUnsupported for an unknown "v", kLimitExceeded above kMaxContentBytes.
 std::string to_content(const JobMessage& m);
 Result<JobMessage> from_content(uint32_t kind, std::string_view json);
+
+// The rules from_content applies after parsing, for messages built in memory. Also checks that every string
+// is valid UTF-8 (parsed JSON always is). Errors: kInvalidInput naming the field.
+Status validate(const JobMessage& m);
+Status validate(const Announcement& a);
+Status validate(const QuoteRequest& q);
+
+// The public contents (what make_announcement / make_quote_request put in the event), for tests and docs.
+std::string to_content(const Announcement& a);
+std::string to_content(const QuoteRequest& q);
 
 }  // namespace infernet::protocol
