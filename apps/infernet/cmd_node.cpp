@@ -1,26 +1,39 @@
-// infernet node: the long-running daemon. Today it runs the relay role; provider and consumer roles join it
-// in the same process later.
+// infernet node: the long-running daemon, any mix of roles in one process: --relay (the embedded Nostr
+// relay), --provider (runs jobs on an engine), --consumer (the job database, dispatch, and the local REST and
+// WebSocket API). Each role prints one line when it is up, which scripts and tests wait for.
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "api/api.hpp"
 #include "apps/infernet/command_context.hpp"
+#include "consumer/consumer.hpp"
 #include "core/clock.hpp"
+#include "engine/fake/fake_engine.hpp"
+#include "net/io_pool.hpp"
 #include "net/server.hpp"
+#include "nostr/identity.hpp"
+#include "nostr/nip19.hpp"
+#include "provider/provider.hpp"
 #include "relay/event_store.hpp"
 #include "relay/relay.hpp"
+#include "relay/relay_pool.hpp"
 
 namespace infernet::cli {
 namespace {
 
 struct NodeOptions {
   bool relay = false;
+  bool provider = false;
+  bool consumer = false;
   std::string listen;
   std::string database;
+  std::string api_listen;
 };
 
 struct HostPort {
@@ -28,24 +41,165 @@ struct HostPort {
   uint16_t port;
 };
 
-// "127.0.0.1:7447", "[::1]:7447", "0.0.0.0:0".
-Result<HostPort> parse_listen(const std::string& text) {
+// "127.0.0.1:7447", "[::1]:7447", "0.0.0.0:0". `key` names the setting in errors.
+Result<HostPort> parse_listen(const std::string& key, const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    return make_error(ErrorCode::kInvalidInput, "relay.listen: expected HOST:PORT, got '" + text + "'");
+    return make_error(ErrorCode::kInvalidInput, key + ": expected HOST:PORT, got '" + text + "'");
   }
   std::string host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   char* end = nullptr;
   long port = std::strtol(text.c_str() + colon + 1, &end, 10);
   if (*end != '\0' || port < 0 || port > 65535) {
-    return make_error(ErrorCode::kInvalidInput, "relay.listen: bad port in '" + text + "'");
+    return make_error(ErrorCode::kInvalidInput, key + ": bad port in '" + text + "'");
   }
   return HostPort{host, static_cast<uint16_t>(port)};
 }
 
+std::string url_host(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// A database path from `key`, or <data_dir>/<file> when the key is empty.
+std::string database_path(const Config& config, const std::string& key, const std::string& file) {
+  std::string path = config.get_string(key);
+  if (!path.empty()) return path;
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir(), ec);
+  ::chmod(config.data_dir().c_str(), 0700);
+  return config.data_dir() + "/" + file;
+}
+
+// The node's identity: read from key_file, created there (0600) on first run so a new user needs no step.
+Result<nostr::Keypair> node_keys(const Config& config) {
+  const std::string path = config.key_file();
+  if (std::filesystem::exists(path)) return nostr::read_key_file(path);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  auto keys = nostr::Keypair::generate();
+  if (auto st = nostr::write_key_file(path, keys, false); !st) return tl::unexpected(st.error());
+  spdlog::info("node: created a new identity in {}", path);
+  return keys;
+}
+
+// The embedded relay: its store, the relay and the server that carries it.
+struct RelayRole {
+  std::unique_ptr<relay::EventStore> store;
+  std::unique_ptr<relay::Relay> relay;
+  std::unique_ptr<net::Server> server;
+  std::string url;
+
+  Status start(const Config& config, const NodeOptions& opts, const Clock& clock) {
+    auto listen =
+        parse_listen("relay.listen", opts.listen.empty() ? config.get_string("relay.listen") : opts.listen);
+    if (!listen) return tl::unexpected(listen.error());
+    std::string database =
+        !opts.database.empty() ? opts.database : database_path(config, "relay.database", "relay.db");
+    auto options = relay::relay_options_from_config(config);
+    if (!options) return tl::unexpected(options.error());
+    options->query_threads = static_cast<size_t>(std::max<int64_t>(1, config.get_int("relay.query_threads")));
+    auto opened = relay::EventStore::open({.path = database});
+    if (!opened) return tl::unexpected(with_context(opened.error(), "relay database " + database));
+    store = std::move(*opened);
+    relay = std::make_unique<relay::Relay>(*options, *store, clock);
+
+    net::ServerOptions server_options;
+    server_options.host = listen->host;
+    server_options.port = listen->port;
+    server_options.threads = static_cast<size_t>(std::max<int64_t>(1, config.get_int("relay.threads")));
+    server_options.max_message_bytes = options->limits.max_message_bytes;
+    server_options.max_outbound_bytes = static_cast<size_t>(config.get_int("relay.max_outbound_bytes"));
+    net::ServerHandlers handlers;
+    relay::Relay* r = relay.get();
+    handlers.http = [r](const net::HttpRequest& req) { return r->handle_http(req); };
+    handlers.websocket = [r](std::shared_ptr<net::WebSocketConnection> c, const net::HttpRequest& req) {
+      return r->accept(std::move(c), req);
+    };
+    server = std::make_unique<net::Server>(server_options, handlers);
+    if (auto st = server->start(); !st) {
+      return tl::unexpected(with_context(st.error(), "relay: listen on " + listen->host));
+    }
+    url = "ws://" + url_host(listen->host) + ":" + std::to_string(server->port());
+    if (options->public_url.empty()) relay->set_public_url(url);
+    std::printf("relay listening on %s (database %s)\n", url.c_str(), database.c_str());
+    return {};
+  }
+
+  void stop() {
+    if (!server) return;
+    server->stop();
+    relay->stop();
+    store->close();
+    std::printf("relay stopped\n");
+  }
+};
+
+Result<std::unique_ptr<engine::Engine>> make_engine(const Config& config) {
+  const std::string name = config.get_string("provider.engine");
+  if (name != "fake") {
+    return make_error(ErrorCode::kInvalidInput,
+                      "provider.engine: unknown engine '" + name + "' (available: fake)");
+  }
+  engine::FakeEngineOptions options;
+  options.models = split_list(config.get_string("provider.models"));
+  if (options.models.empty())
+    return make_error(ErrorCode::kInvalidInput, "provider.models: name at least one model");
+  options.slots = static_cast<size_t>(std::max<int64_t>(1, config.get_int("provider.slots")));
+  options.queue_capacity =
+      static_cast<size_t>(std::max<int64_t>(0, config.get_int("provider.queue"))) + options.slots;
+  options.token_delay =
+      std::chrono::milliseconds(std::max<int64_t>(0, config.get_int("provider.fake_token_delay_ms")));
+  return engine::make_fake_engine(options);
+}
+
+Result<provider::ProviderOptions> provider_options(const Config& config) {
+  provider::ProviderOptions o;
+  o.database = database_path(config, "provider.database", "provider.db");
+  o.name = config.get_string("provider.name");
+  auto price = [&](const char* key) {
+    return static_cast<uint64_t>(std::max<int64_t>(0, config.get_int(key)));
+  };
+  o.prices.per_1k_input_msat = price("provider.price_per_1k_input_msat");
+  o.prices.per_1k_output_msat = price("provider.price_per_1k_output_msat");
+  o.prices.per_second_msat = price("provider.price_per_second_msat");
+  o.prices.per_job_msat = price("provider.price_per_job_msat");
+  o.prices.priority_percent = {{"low", 80}, {"normal", 100}, {"high", 150}};
+  o.slots = static_cast<uint32_t>(std::max<int64_t>(1, config.get_int("provider.slots")));
+  o.queue = static_cast<uint32_t>(std::max<int64_t>(0, config.get_int("provider.queue")));
+  o.heartbeat = std::chrono::seconds(std::max<int64_t>(1, config.get_int("node.heartbeat_seconds")));
+  return o;
+}
+
+consumer::ConsumerOptions consumer_options(const Config& config) {
+  consumer::ConsumerOptions o;
+  o.database = database_path(config, "consumer.database", "consumer.db");
+  auto ms = [&](const char* key) {
+    return std::chrono::milliseconds(std::max<int64_t>(1, config.get_int(key)));
+  };
+  o.accept_timeout = ms("consumer.accept_timeout_ms");
+  o.stall_timeout = ms("consumer.stall_timeout_ms");
+  o.max_attempts = static_cast<uint32_t>(std::max<int64_t>(1, config.get_int("consumer.max_attempts")));
+  o.heartbeat = std::chrono::seconds(std::max<int64_t>(1, config.get_int("node.heartbeat_seconds")));
+  return o;
+}
+
 int run_node(const CommandContext& ctx, const NodeOptions& opts) {
-  if (!opts.relay) return fail("node: choose a role with --relay");
+  if (!opts.relay && !opts.provider && !opts.consumer) {
+    return fail("node: choose at least one role: --relay, --provider, --consumer");
+  }
   // Signals are taken by sigwait below; blocking them before any thread starts keeps them off the pool
   // threads.
   sigset_t signals;
@@ -56,40 +210,60 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
 
   auto config = ctx.load_config();
   if (!config) return fail(config.error());
-  auto listen = parse_listen(opts.listen.empty() ? config->get_string("relay.listen") : opts.listen);
-  if (!listen) return fail(listen.error());
-  std::string database = !opts.database.empty() ? opts.database : config->get_string("relay.database");
-  if (database.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(config->data_dir(), ec);
-    ::chmod(config->data_dir().c_str(), 0700);
-    database = config->data_dir() + "/relay.db";
-  }
-  auto relay_options = relay::relay_options_from_config(*config);
-  if (!relay_options) return fail(relay_options.error());
-
-  auto store = relay::EventStore::open({.path = database});
-  if (!store) return fail(with_context(store.error(), "relay database " + database));
   SystemClock clock;
-  relay::Relay relay(*relay_options, **store, clock);
 
-  net::ServerOptions server_options;
-  server_options.host = listen->host;
-  server_options.port = listen->port;
-  server_options.threads = static_cast<size_t>(std::max<int64_t>(1, config->get_int("relay.threads")));
-  server_options.max_message_bytes = relay_options->limits.max_message_bytes;
-  server_options.max_outbound_bytes = static_cast<size_t>(config->get_int("relay.max_outbound_bytes"));
-  net::ServerHandlers handlers;
-  handlers.http = [&relay](const net::HttpRequest& r) { return relay.handle_http(r); };
-  handlers.websocket = [&relay](std::shared_ptr<net::WebSocketConnection> c, const net::HttpRequest& r) {
-    return relay.accept(std::move(c), r);
-  };
-  net::Server server(server_options, handlers);
-  if (auto st = server.start(); !st) return fail(with_context(st.error(), "relay: listen on " + opts.listen));
-  std::string host = listen->host.find(':') != std::string::npos ? "[" + listen->host + "]" : listen->host;
-  std::string url = "ws://" + host + ":" + std::to_string(server.port());
-  if (relay_options->public_url.empty()) relay.set_public_url(url);
-  std::printf("relay listening on %s (database %s)\n", url.c_str(), database.c_str());
+  RelayRole relay_role;
+  if (opts.relay) {
+    if (auto st = relay_role.start(*config, opts, clock); !st) return fail(st.error());
+  }
+
+  // The provider and consumer roles reach relays through one pool: node.relays, or the node's own relay.
+  net::IoPool io(2);
+  std::unique_ptr<relay::RelayPool> pool;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<provider::ProviderNode> provider_node;
+  std::unique_ptr<consumer::ConsumerNode> consumer_node;
+  std::unique_ptr<api::ApiServer> api_server;
+  if (opts.provider || opts.consumer) {
+    auto keys = node_keys(*config);
+    if (!keys) return fail(with_context(keys.error(), "node identity " + config->key_file()));
+    relay::RelayPoolOptions pool_options;
+    pool_options.relays = split_list(config->get_string("node.relays"));
+    if (pool_options.relays.empty() && opts.relay) pool_options.relays.push_back(relay_role.url);
+    if (pool_options.relays.empty())
+      return fail("node.relays: name at least one relay URL, or run with --relay");
+    io.start();
+    pool = std::make_unique<relay::RelayPool>(io.io_context(), pool_options, *keys);
+    if (auto st = pool->start(); !st) return fail(st.error());
+    const std::string npub = nostr::nip19::encode_npub(keys->public_key().bytes());
+
+    if (opts.provider) {
+      auto made = make_engine(*config);
+      if (!made) return fail(made.error());
+      engine = std::move(*made);
+      auto options = provider_options(*config);
+      if (!options) return fail(options.error());
+      auto node = provider::ProviderNode::open(*options, *pool, *engine, *keys, clock);
+      if (!node) return fail(with_context(node.error(), "provider database " + options->database));
+      provider_node = std::move(*node);
+      if (auto st = provider_node->start(); !st) return fail(st.error());
+      std::printf("provider %s serving %s on %s engine\n", npub.c_str(),
+                  config->get_string("provider.models").c_str(), engine->name().c_str());
+    }
+    if (opts.consumer) {
+      auto options = consumer_options(*config);
+      auto node = consumer::ConsumerNode::open(options, *pool, *keys, clock);
+      if (!node) return fail(with_context(node.error(), "consumer database " + options.database));
+      consumer_node = std::move(*node);
+      if (auto st = consumer_node->start(); !st) return fail(st.error());
+      api::ApiServerOptions api_options;
+      api_options.listen = opts.api_listen.empty() ? config->get_string("api.listen") : opts.api_listen;
+      api_server = std::make_unique<api::ApiServer>(*consumer_node, api_options);
+      if (auto st = api_server->start(); !st)
+        return fail(with_context(st.error(), "api: listen on " + api_options.listen));
+      std::printf("consumer %s\napi listening on %s\n", npub.c_str(), api_server->url().c_str());
+    }
+  }
   std::fflush(stdout);
 
   // Wake once a minute to drop expired events (NIP-40); stop on SIGINT or SIGTERM.
@@ -97,12 +271,17 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
     timespec timeout{60, 0};
     int sig = sigtimedwait(&signals, nullptr, &timeout);
     if (sig == SIGINT || sig == SIGTERM) break;
-    relay.purge_expired();
+    if (relay_role.relay) relay_role.relay->purge_expired();
   }
-  spdlog::info("relay: stopping");
-  server.stop();
-  (*store)->close();
-  std::printf("relay stopped\n");
+  spdlog::info("node: stopping");
+  if (api_server) api_server->stop();
+  if (consumer_node) consumer_node->stop();
+  if (provider_node) provider_node->stop();
+  if (engine) engine->stop();
+  if (pool) pool->stop();
+  io.stop();
+  relay_role.stop();
+  std::printf("node stopped\n");
   return 0;
 }
 
@@ -110,12 +289,17 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
 
 void add_node_commands(CLI::App& app, CommandContext& ctx) {
   static NodeOptions opts;
-  auto* node =
-      app.add_subcommand("node", "Run an Infernet node (the daemon); stops cleanly on SIGINT or SIGTERM");
+  auto* node = app.add_subcommand(
+      "node", "Run an Infernet node (the daemon), any mix of roles; stops cleanly on SIGINT or SIGTERM");
   node->add_flag("--relay", opts.relay, "Run the embedded Nostr relay (NIP-01/09/11/40/42/45)");
+  node->add_flag("--provider", opts.provider, "Run jobs for consumers on an engine (provider.* settings)");
+  node->add_flag("--consumer", opts.consumer,
+                 "Keep the job database and serve the local REST/WebSocket API (consumer.*, api.* settings)");
   node->add_option("--listen", opts.listen,
                    "HOST:PORT for the relay (config relay.listen; port 0: the OS picks)");
   node->add_option("--database", opts.database, "SQLite file for the relay (config relay.database)");
+  node->add_option("--api-listen", opts.api_listen,
+                   "HOST:PORT for the API (config api.listen; port 0: the OS picks)");
   node->callback([&ctx] { ctx.exit_code = run_node(ctx, opts); });
 }
 

@@ -8,7 +8,7 @@
 // job (or fails it with a reason); nothing is lost.
 //
 // Thread-safety: every method may be called from any thread. Watch callbacks run on the node's threads and
-// must not block.
+// must not block; they may call the node's methods (unwatch() included).
 #pragma once
 
 #include <cstdint>
@@ -41,7 +41,7 @@ struct JobSpec {
   uint32_t max_tokens = 256;      // 1..65536
   double temperature = 0;         // 0..2
   uint64_t seed = 0;
-  uint64_t max_cost_msat = 0;  // budget cap; 0: none
+  uint64_t max_cost_msat = 0;       // budget cap; 0: none
   std::string priority = "normal";  // low | normal | high
   int64_t deadline = 0;             // unix seconds; 0: none
   std::string provider;             // optional hex pubkey or npub: send only to this provider (direct)
@@ -65,12 +65,20 @@ struct JobRecord {
 
 // One entry of a job's history. Sequence numbers are per job, from 1, without gaps; a client that saw event
 // n re-attaches with after_seq = n and misses nothing.
+//
+// Types and their data (a JSON object; docs/api.md):
+//   state     {"state", "provider"?, "attempt"?, "reason"?}   provider and attempt with assigned and running
+//   progress  {"attempt", "seq_in_attempt", "text", "tokens"}  text extends the output
+//   result    {"attempt", "provider", "ok", "cost_msat", "input_tokens", "output_tokens"}
+//   error     {"attempt", "provider", "code", "message"}       a provider's error, or a refused charge
+//   note      {"message", "provider"?, "name"?}                a diagnostic: why a provider was passed over,
+//                                                             dropped, or why the job waits
 struct JobEvent {
   uint64_t seq = 0;
   std::string job_id;
-  std::string type;  // "state", "progress", "result", "error", "note" (a diagnostic: why a provider was skipped)
-  std::string data;  // a JSON object, specific to the type (docs/api.md)
-  int64_t at = 0;    // unix milliseconds
+  std::string type;
+  std::string data;
+  int64_t at = 0;  // unix milliseconds
 };
 
 struct JobQuery {
@@ -101,7 +109,7 @@ struct ConsumerOptions {
   std::chrono::milliseconds accept_timeout{5000};
   std::chrono::milliseconds stall_timeout{15000};
   uint32_t max_attempts = 3;
-  std::chrono::seconds heartbeat{10};  // providers silent for 3 heartbeats are not given jobs
+  std::chrono::seconds heartbeat{10};           // providers silent for 3 heartbeats are not given jobs
   std::chrono::milliseconds quote_window{500};  // open quotes: how long offers are collected
 };
 

@@ -3,7 +3,7 @@
 //
 // An engine owns its threads and is fed through a queue (llama.cpp server's lesson): submit() returns at
 // once, the work runs on the engine's threads, and each callback carries the id the caller gave. Cancellation
-// is a message: cancel(id) makes the run stop at its next token and finish with kCanceled.
+// is a message: cancel(id) makes the run stop at its next token and finish with canceled_error().
 #pragma once
 
 #include <cstdint>
@@ -45,10 +45,20 @@ struct GenerateUsage {
 struct GenerateCallbacks {
   // Each new piece of output, in order. Runs on an engine thread; must not block for long.
   std::function<void(std::string_view piece, uint32_t tokens_so_far)> on_piece;
-  // Exactly once: the usage, or the error (kCanceled after cancel(), kInvalidInput for an unknown model or
-  // bad parameters, kIo/kInternal for an engine failure).
+  // Exactly once: the usage, or the error (canceled_error() after cancel() or stop(), kInvalidInput for an
+  // unknown model or bad parameters, kIo/kInternal for an engine failure). Usually on an engine thread; for a
+  // run canceled while still queued, on the thread calling cancel() or stop().
   std::function<void(Result<GenerateUsage>)> on_done;
 };
+
+// core's ErrorCode has no "canceled" code, so a canceled run finishes with this error (kIo with the exact
+// message "canceled"); callers tell it from a failure with is_canceled(), never by the code alone.
+inline Error canceled_error() {
+  return Error{ErrorCode::kIo, "canceled"};
+}
+inline bool is_canceled(const Error& e) {
+  return e.code == ErrorCode::kIo && e.message == "canceled";
+}
 
 class Engine {
  public:
@@ -58,9 +68,11 @@ class Engine {
   // Queues a run. Errors (returned at once, callbacks not called): kInvalidInput for an unknown model,
   // kLimitExceeded when the engine's queue is full, kIo after stop().
   virtual Status submit(GenerateRequest request, GenerateCallbacks callbacks) = 0;
-  // Stops a queued or running request; unknown ids are ignored.
+  // Stops a queued or running request; unknown ids are ignored. The caller must not hold a lock that its
+  // on_done takes: a queued run's on_done runs inside this call.
   virtual void cancel(const std::string& id) = 0;
-  // Cancels everything, finishes the callbacks and joins the threads. Idempotent.
+  // Cancels everything, finishes the callbacks and joins the threads. Idempotent. Same locking rule as
+  // cancel().
   virtual void stop() = 0;
 };
 

@@ -1,0 +1,119 @@
+#include "api/api.hpp"
+
+#include <charconv>
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include "api/api_error.hpp"
+#include "api/job_stream.hpp"
+#include "api/routes.hpp"
+#include "net/io_pool.hpp"
+
+namespace infernet::api {
+namespace {
+
+net::HttpResponse cross_origin_refusal() {
+  return error_response(ApiError{
+      403, "cross_origin", "requests from other origins are refused (Origin must be http://<Host>)", ""});
+}
+
+// The worker behind Defer. Job streams hold it only weakly, so it is always destroyed with the handlers (on
+// the thread destroying the Server), never on its own thread.
+struct StreamFinisher {
+  StreamFinisher() { pool.start(); }
+  net::IoPool pool{1};
+};
+
+}  // namespace
+
+net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions options) {
+  RouteOptions routes;
+  routes.max_body_bytes = options.max_body_bytes;
+  routes.now_ms = std::move(options.now_ms);
+  auto finisher = std::make_shared<StreamFinisher>();
+  Defer defer = [weak = std::weak_ptr<StreamFinisher>(finisher)](std::function<void()> work) {
+    if (auto f = weak.lock()) boost::asio::post(f->pool.io_context(), std::move(work));
+  };
+  net::ServerHandlers handlers;
+  handlers.http = [&consumer, routes](const net::HttpRequest& request) {
+    if (is_cross_origin(request)) return cross_origin_refusal();
+    return route_request(consumer, routes, request);
+  };
+  handlers.websocket = [&consumer, finisher, defer = std::move(defer)](
+                           std::shared_ptr<net::WebSocketConnection> connection,
+                           const net::HttpRequest& request) -> std::unique_ptr<net::WebSocketHandler> {
+    if (is_cross_origin(request)) return nullptr;  // refused with 403 before the handshake
+    auto stream = match_stream(request);
+    if (!stream) return nullptr;
+    if (!*stream) return refuse_stream(*connection, kCloseInvalidInput, stream->error().message);
+    return open_job_stream(consumer, defer, std::move(connection), (*stream)->job_id, (*stream)->after);
+  };
+  return handlers;
+}
+
+Result<net::ServerOptions> parse_listen_address(std::string_view listen) {
+  auto bad = [&](std::string_view problem) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "api.listen: " + std::string(problem) + " (expected host:port, e.g. 127.0.0.1:7448)");
+  };
+  size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) return bad("no port");
+  std::string_view host = listen.substr(0, colon);
+  std::string_view port_text = listen.substr(colon + 1);
+  if (!host.empty() && host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return bad("unclosed '[' in the host");
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad("an IPv6 host must be in brackets, e.g. [::1]:7448");
+  }
+  if (host.empty()) return bad("empty host");
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return bad("port must be 0-65535");
+  }
+  net::ServerOptions options;
+  options.host = std::string(host);
+  options.port = static_cast<uint16_t>(port);
+  return options;
+}
+
+ApiServer::ApiServer(consumer::ConsumerNode& consumer, ApiServerOptions options)
+    : consumer_(consumer), options_(std::move(options)) {}
+
+ApiServer::~ApiServer() {
+  stop();
+}
+
+Status ApiServer::start() {
+  if (!server_) {
+    auto server_options = parse_listen_address(options_.listen);
+    if (!server_options) return tl::unexpected(server_options.error());
+    server_options->threads = options_.threads;
+    server_options->max_http_body_bytes = options_.api.max_body_bytes;
+    host_ = server_options->host;
+    server_ = std::make_unique<net::Server>(*server_options, make_handlers(consumer_, options_.api));
+  }
+  return server_->start();
+}
+
+void ApiServer::stop() {
+  if (server_) server_->stop();
+}
+
+uint16_t ApiServer::port() const {
+  return server_ ? server_->port() : 0;
+}
+
+std::string ApiServer::url() const {
+  uint16_t bound = port();
+  if (bound == 0) return "";
+  // A wildcard address is reached through loopback.
+  std::string host = host_ == "0.0.0.0" ? "127.0.0.1" : host_ == "::" ? "::1" : host_;
+  bool ipv6 = host.find(':') != std::string::npos;
+  return "http://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(bound);
+}
+
+}  // namespace infernet::api

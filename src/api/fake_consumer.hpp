@@ -1,0 +1,184 @@
+// Test double: an in-memory consumer::ConsumerNode for the API's tests. It keeps jobs and their events in
+// maps, validates a few fields the way the real consumer reports errors ("field: problem"), and lets the test
+// push events and state changes that watchers receive at once. It talks to no relay and runs no job.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "consumer/consumer.hpp"
+
+namespace infernet::api::testing {
+
+class FakeConsumerNode : public consumer::ConsumerNode {
+ public:
+  Status start() override { return {}; }
+  void stop() override {}
+
+  Result<consumer::JobRecord> submit(const consumer::JobSpec& spec) override {
+    if (spec.model.empty()) return make_error(ErrorCode::kInvalidInput, "model: required");
+    if (spec.max_tokens < 1 || spec.max_tokens > 65536) {
+      return make_error(ErrorCode::kInvalidInput, "max_tokens: must be from 1 to 65536");
+    }
+    std::lock_guard lock(mu_);
+    if (!spec.client_request_id.empty()) {
+      for (const auto& [id, job] : jobs_) {
+        if (job.client_request_id == spec.client_request_id) return job;
+      }
+    }
+    consumer::JobRecord job;
+    job.id = "job" + std::to_string(jobs_.size() + 1);
+    job.client_request_id = spec.client_request_id;
+    job.spec = spec;
+    job.created_at = job.updated_at = now_ms_;
+    jobs_[job.id] = job;
+    append_locked(job.id, "state", R"({"state":"submitted"})");
+    return job;
+  }
+
+  Result<consumer::JobRecord> get(const std::string& job_id) override {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) return make_error(ErrorCode::kNotFound, "job " + job_id + " not found");
+    return it->second;
+  }
+
+  Result<std::vector<consumer::JobRecord>> list(const consumer::JobQuery& query) override {
+    std::lock_guard lock(mu_);
+    last_query_ = query;
+    std::vector<consumer::JobRecord> out;
+    for (const auto& [id, job] : jobs_) {
+      if (query.state && job.state != *query.state) continue;
+      if (query.model && job.spec.model != *query.model) continue;
+      if (query.since && job.created_at < *query.since) continue;
+      if (query.until && job.created_at > *query.until) continue;
+      if (out.size() >= query.limit) break;
+      out.push_back(job);
+    }
+    return out;
+  }
+
+  Result<consumer::JobRecord> cancel(const std::string& job_id) override {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) return make_error(ErrorCode::kNotFound, "job " + job_id + " not found");
+    if (!consumer::is_final(it->second.state)) {
+      it->second.state = consumer::JobState::kCanceled;
+      it->second.error = "canceled by the user";
+      append_locked(job_id, "state", R"({"state":"canceled"})");
+    }
+    return it->second;
+  }
+
+  Result<std::vector<consumer::JobEvent>> events(const std::string& job_id, uint64_t after_seq) override {
+    std::lock_guard lock(mu_);
+    if (jobs_.count(job_id) == 0) return make_error(ErrorCode::kNotFound, "job " + job_id + " not found");
+    std::vector<consumer::JobEvent> out;
+    for (const auto& e : events_[job_id]) {
+      if (e.seq > after_seq) out.push_back(e);
+    }
+    return out;
+  }
+
+  Result<uint64_t> watch(const std::string& job_id, uint64_t after_seq,
+                         std::function<void(const consumer::JobEvent&)> on_event) override {
+    std::lock_guard lock(mu_);
+    if (jobs_.count(job_id) == 0) return make_error(ErrorCode::kNotFound, "job " + job_id + " not found");
+    for (const auto& e : events_[job_id]) {
+      if (e.seq > after_seq) on_event(e);
+    }
+    uint64_t handle = ++last_handle_;
+    watchers_[handle] = Watcher{job_id, std::move(on_event)};
+    return handle;
+  }
+
+  void unwatch(uint64_t handle) override {
+    std::lock_guard lock(mu_);
+    watchers_.erase(handle);
+  }
+
+  std::vector<consumer::ProviderRecord> providers() override {
+    std::lock_guard lock(mu_);
+    return providers_;
+  }
+  std::vector<consumer::ModelSummary> models() override {
+    std::lock_guard lock(mu_);
+    return models_;
+  }
+
+  // ---- Test controls ----
+
+  // Appends an event to the job's history and hands it to its watchers.
+  void push_event(const std::string& job_id, const std::string& type, const std::string& data) {
+    std::lock_guard lock(mu_);
+    append_locked(job_id, type, data);
+  }
+
+  // Moves the job to `state` (with a "state" event), optionally setting its output.
+  void set_state(const std::string& job_id, consumer::JobState state, const std::string& output = "") {
+    std::lock_guard lock(mu_);
+    auto& job = jobs_.at(job_id);
+    job.state = state;
+    if (!output.empty()) job.output = output;
+    if (state == consumer::JobState::kCompleted) {
+      job.usage = protocol::Usage{5, 7};
+      job.cost_msat = 42;
+    }
+    append_locked(job_id, "state", std::string(R"({"state":")") + consumer::to_string(state) + "\"}");
+  }
+
+  void set_now_ms(int64_t now) {
+    std::lock_guard lock(mu_);
+    now_ms_ = now;
+  }
+  int64_t now_ms() {
+    std::lock_guard lock(mu_);
+    return now_ms_;
+  }
+  size_t watcher_count() {
+    std::lock_guard lock(mu_);
+    return watchers_.size();
+  }
+  consumer::JobQuery last_query() {
+    std::lock_guard lock(mu_);
+    return last_query_;
+  }
+  void add_provider(consumer::ProviderRecord p) {
+    std::lock_guard lock(mu_);
+    providers_.push_back(std::move(p));
+  }
+  void add_model(consumer::ModelSummary m) {
+    std::lock_guard lock(mu_);
+    models_.push_back(std::move(m));
+  }
+
+ private:
+  struct Watcher {
+    std::string job_id;
+    std::function<void(const consumer::JobEvent&)> on_event;
+  };
+
+  void append_locked(const std::string& job_id, const std::string& type, const std::string& data) {
+    auto& history = events_[job_id];
+    consumer::JobEvent e{history.size() + 1, job_id, type, data, now_ms_};
+    history.push_back(e);
+    for (auto& [handle, w] : watchers_) {
+      if (w.job_id == job_id) w.on_event(e);
+    }
+  }
+
+  std::mutex mu_;
+  int64_t now_ms_ = 1'700'000'000'000;                             // guarded by mu_
+  std::map<std::string, consumer::JobRecord> jobs_;                // guarded by mu_
+  std::map<std::string, std::vector<consumer::JobEvent>> events_;  // guarded by mu_
+  std::map<uint64_t, Watcher> watchers_;                           // guarded by mu_
+  uint64_t last_handle_ = 0;                                       // guarded by mu_
+  consumer::JobQuery last_query_;                                  // guarded by mu_
+  std::vector<consumer::ProviderRecord> providers_;                // guarded by mu_
+  std::vector<consumer::ModelSummary> models_;                     // guarded by mu_
+};
+
+}  // namespace infernet::api::testing

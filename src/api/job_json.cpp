@@ -1,0 +1,272 @@
+#include "api/job_json.hpp"
+
+#include <array>
+#include <cstdint>
+#include <limits>
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "core/encoding.hpp"
+#include "nostr/nip19.hpp"
+
+namespace infernet::api {
+namespace {
+
+namespace json = boost::json;
+using consumer::JobSpec;
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+Error field_error(std::string_view field, std::string_view problem) {
+  return Error{ErrorCode::kInvalidInput, std::string(field) + ": " + std::string(problem)};
+}
+
+// The length a UTF-8 sequence announces in its first byte, or 0 for a byte that cannot start one.
+size_t sequence_length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+Status read_string(const json::value& v, std::string_view field, std::string& out) {
+  if (!v.is_string()) return tl::unexpected(field_error(field, "must be a string"));
+  out = std::string(v.get_string());
+  return {};
+}
+
+Status read_uint64(const json::value& v, std::string_view field, uint64_t& out) {
+  if (v.is_uint64()) {
+    out = v.get_uint64();
+  } else if (v.is_int64() && v.get_int64() >= 0) {
+    out = static_cast<uint64_t>(v.get_int64());
+  } else {
+    return tl::unexpected(field_error(field, "must be a non-negative integer"));
+  }
+  return {};
+}
+
+Status read_int64(const json::value& v, std::string_view field, int64_t& out) {
+  if (v.is_int64()) {
+    out = v.get_int64();
+  } else if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    out = static_cast<int64_t>(v.get_uint64());
+  } else {
+    return tl::unexpected(field_error(field, "must be an integer"));
+  }
+  return {};
+}
+
+Status read_uint32(const json::value& v, std::string_view field, uint32_t& out) {
+  uint64_t wide = 0;
+  if (!read_uint64(v, field, wide) || wide > std::numeric_limits<uint32_t>::max()) {
+    return tl::unexpected(field_error(field, "must be an integer from 0 to 4294967295"));
+  }
+  out = static_cast<uint32_t>(wide);
+  return {};
+}
+
+Status read_number(const json::value& v, std::string_view field, double& out) {
+  if (!v.is_number()) return tl::unexpected(field_error(field, "must be a number"));
+  out = v.to_number<double>();
+  return {};
+}
+
+Status read_bool(const json::value& v, std::string_view field, bool& out) {
+  if (!v.is_bool()) return tl::unexpected(field_error(field, "must be true or false"));
+  out = v.get_bool();
+  return {};
+}
+
+constexpr std::array<std::string_view, 11> kSpecFields = {
+    "model",    "prompt",   "max_tokens",  "temperature",      "seed", "max_cost_msat", "priority",
+    "deadline", "provider", "open_quotes", "client_request_id"};
+
+// A plain name is quoted so the client sees its typo; anything else is not echoed back.
+Error unknown_field(std::string_view name) {
+  bool plain = !name.empty() && name.size() <= 64;
+  for (char c : name) {
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  return plain ? field_error(name, "unknown field") : field_error("request body", "has an unknown field");
+}
+
+Status read_member(std::string_view name, const json::value& v, JobSpec& spec) {
+  if (name == "model") return read_string(v, name, spec.model);
+  if (name == "prompt") return read_string(v, name, spec.prompt);
+  if (name == "max_tokens") return read_uint32(v, name, spec.max_tokens);
+  if (name == "temperature") return read_number(v, name, spec.temperature);
+  if (name == "seed") return read_uint64(v, name, spec.seed);
+  if (name == "max_cost_msat") return read_uint64(v, name, spec.max_cost_msat);
+  if (name == "priority") return read_string(v, name, spec.priority);
+  if (name == "deadline") return read_int64(v, name, spec.deadline);
+  if (name == "provider") return read_string(v, name, spec.provider);
+  if (name == "open_quotes") return read_bool(v, name, spec.open_quotes);
+  if (name == "client_request_id") return read_string(v, name, spec.client_request_id);
+  return tl::unexpected(unknown_field(name));
+}
+
+json::object usage_to_json(const protocol::Usage& usage) {
+  return json::object{{"input_tokens", usage.input_tokens}, {"output_tokens", usage.output_tokens}};
+}
+
+json::array strings_to_json(const std::vector<std::string>& items) {
+  json::array out;
+  for (const auto& s : items)
+    out.emplace_back(json_safe(s));
+  return out;
+}
+
+std::string npub_of(const std::string& hex_pubkey) {
+  auto key = hex_decode_array<32>(hex_pubkey);
+  return key ? nostr::nip19::encode_npub(*key) : "";
+}
+
+json::object hardware_to_json(const protocol::Hardware& hardware) {
+  json::array gpus;
+  for (const auto& g : hardware.gpus)
+    gpus.push_back(json::object{{"name", json_safe(g.name)}, {"memory_mb", g.memory_mb}});
+  return json::object{{"cpu_model", json_safe(hardware.cpu_model)},
+                      {"cpu_cores", hardware.cpu_cores},
+                      {"memory_mb", hardware.memory_mb},
+                      {"gpus", std::move(gpus)}};
+}
+
+json::object prices_to_json(const protocol::Prices& prices) {
+  json::object priority;
+  for (const auto& [name, percent] : prices.priority_percent)
+    priority[json_safe(name)] = percent;
+  return json::object{{"per_1k_input_msat", prices.per_1k_input_msat},
+                      {"per_1k_output_msat", prices.per_1k_output_msat},
+                      {"per_second_msat", prices.per_second_msat},
+                      {"per_job_msat", prices.per_job_msat},
+                      {"priority_percent", std::move(priority)}};
+}
+
+json::object model_info_to_json(const protocol::ModelInfo& m) {
+  return json::object{{"name", json_safe(m.name)},
+                      {"sha256", json_safe(m.sha256)},
+                      {"family", json_safe(m.family)},
+                      {"parameters", m.parameters},
+                      {"quantization", json_safe(m.quantization)},
+                      {"context_length", m.context_length},
+                      {"engine", json_safe(m.engine)},
+                      {"capabilities", strings_to_json(m.capabilities)}};
+}
+
+}  // namespace
+
+std::string json_safe(std::string_view text) {
+  if (is_valid_utf8(text)) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t n = sequence_length(static_cast<unsigned char>(text[i]));
+    if (n != 0 && i + n <= text.size() && is_valid_utf8(text.substr(i, n))) {
+      out.append(text.substr(i, n));
+      i += n;
+    } else {
+      out.append(kReplacement);
+      ++i;
+    }
+  }
+  return out;
+}
+
+Result<JobSpec> parse_job_spec(std::string_view body) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(body, ec);
+  if (ec) return make_error(ErrorCode::kInvalidInput, "request body: not valid JSON (" + ec.message() + ")");
+  if (!doc.is_object()) return make_error(ErrorCode::kInvalidInput, "request body: must be a JSON object");
+  JobSpec spec;
+  for (const auto& member : doc.get_object()) {
+    if (member.value().is_null()) {
+      bool known = false;
+      for (auto f : kSpecFields)
+        known = known || f == member.key();
+      if (!known) return tl::unexpected(unknown_field(member.key()));
+      continue;
+    }
+    if (auto st = read_member(member.key(), member.value(), spec); !st) return tl::unexpected(st.error());
+  }
+  return spec;
+}
+
+json::object job_to_json(const consumer::JobRecord& job) {
+  const JobSpec& spec = job.spec;
+  return json::object{{"id", json_safe(job.id)},
+                      {"client_request_id", json_safe(job.client_request_id)},
+                      {"state", consumer::to_string(job.state)},
+                      {"model", json_safe(spec.model)},
+                      {"prompt", json_safe(spec.prompt)},
+                      {"max_tokens", spec.max_tokens},
+                      {"temperature", spec.temperature},
+                      {"seed", spec.seed},
+                      {"max_cost_msat", spec.max_cost_msat},
+                      {"priority", json_safe(spec.priority)},
+                      {"deadline", spec.deadline},
+                      {"provider", json_safe(job.provider.empty() ? spec.provider : job.provider)},
+                      {"requested_provider", json_safe(spec.provider)},
+                      {"open_quotes", spec.open_quotes},
+                      {"attempt", job.attempt},
+                      {"output", json_safe(job.output)},
+                      {"error", json_safe(job.error)},
+                      {"usage", usage_to_json(job.usage)},
+                      {"cost_msat", job.cost_msat},
+                      {"created_at", job.created_at},
+                      {"updated_at", job.updated_at}};
+}
+
+json::object result_to_json(const consumer::JobRecord& job) {
+  return json::object{{"id", json_safe(job.id)},         {"state", consumer::to_string(job.state)},
+                      {"output", json_safe(job.output)}, {"usage", usage_to_json(job.usage)},
+                      {"cost_msat", job.cost_msat},      {"error", json_safe(job.error)}};
+}
+
+json::value event_data(const consumer::JobEvent& event) {
+  boost::system::error_code ec;
+  json::value data = json::parse(event.data, ec);
+  if (ec) return json::string(json_safe(event.data));
+  return data;
+}
+
+json::object event_to_json(const consumer::JobEvent& event) {
+  return json::object{{"seq", event.seq},
+                      {"job_id", json_safe(event.job_id)},
+                      {"type", json_safe(event.type)},
+                      {"data", event_data(event)},
+                      {"at", event.at}};
+}
+
+json::object provider_to_json(const consumer::ProviderRecord& provider) {
+  const protocol::Announcement& a = provider.announcement;
+  json::array models;
+  for (const auto& m : a.models)
+    models.push_back(model_info_to_json(m));
+  return json::object{{"pubkey", json_safe(provider.pubkey)},
+                      {"npub", npub_of(provider.pubkey)},
+                      {"name", json_safe(provider.name)},
+                      {"alive", provider.alive},
+                      {"last_seen", provider.last_seen},
+                      {"expires_at", provider.expires_at},
+                      {"hardware", hardware_to_json(a.hardware)},
+                      {"engines", strings_to_json(a.engines)},
+                      {"models", std::move(models)},
+                      {"prices", prices_to_json(a.prices)},
+                      {"capacity", json::object{{"slots", a.capacity.slots},
+                                                {"queue", a.capacity.queue},
+                                                {"busy", a.capacity.busy},
+                                                {"queued", a.capacity.queued}}}};
+}
+
+json::object model_to_json(const consumer::ModelSummary& model) {
+  return json::object{{"name", json_safe(model.name)},
+                      {"providers", strings_to_json(model.providers)},
+                      {"min_price_per_1k_output_msat", model.min_price_per_1k_output_msat}};
+}
+
+}  // namespace infernet::api

@@ -1,0 +1,49 @@
+// The REST API's JSON shapes (docs/api.md) <-> the consumer's structs. JSON exists only here and in the
+// routes; everything past this file is native types.
+//
+// Thread-safe: pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+#include "consumer/consumer.hpp"
+#include "core/result.hpp"
+
+namespace infernet::api {
+
+// Parses the body of POST /api/v1/jobs into a JobSpec. Checks shape and types only (value ranges are the
+// consumer's): the body must be a JSON object; every member must be a known field of the right type; null
+// counts as absent. Errors (kInvalidInput, the message starting with the field's name): "<field>: unknown
+// field", "<field>: must be a string" (a non-negative integer, an integer, a number, true or false), and
+// "request body: ..." for a body that is not a JSON object.
+Result<consumer::JobSpec> parse_job_spec(std::string_view body);
+
+// The job JSON: {id, client_request_id, state, model, prompt, max_tokens, temperature, seed, max_cost_msat,
+// priority, deadline, provider, requested_provider, open_quotes, attempt, output, error, usage:
+// {input_tokens, output_tokens}, cost_msat, created_at, updated_at}. `provider` is the provider the job is
+// or was assigned to, or the one asked for before assignment.
+boost::json::object job_to_json(const consumer::JobRecord& job);
+
+// {id, state, output, usage, cost_msat, error}: what GET /api/v1/jobs/{id}/result answers.
+boost::json::object result_to_json(const consumer::JobRecord& job);
+
+// {seq, job_id, type, data, at}; `data` is the event's JSON object (a string if the stored text is not JSON).
+boost::json::object event_to_json(const consumer::JobEvent& event);
+
+// The event's data as JSON: the parsed object, or the raw text as a JSON string when it does not parse.
+boost::json::value event_data(const consumer::JobEvent& event);
+
+// {pubkey, npub, name, alive, last_seen, expires_at, hardware, engines, models, prices, capacity}.
+boost::json::object provider_to_json(const consumer::ProviderRecord& provider);
+
+// {name, providers, min_price_per_1k_output_msat}.
+boost::json::object model_to_json(const consumer::ModelSummary& model);
+
+// Text for a JSON string: `text` itself when it is valid UTF-8, else with its high bytes replaced by '?'
+// (Boost.JSON would copy invalid bytes through and make the document unparseable).
+std::string json_safe(std::string_view text);
+
+}  // namespace infernet::api

@@ -1,0 +1,236 @@
+#include "api/routes.hpp"
+
+#include <chrono>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "api/api_error.hpp"
+#include "api/job_json.hpp"
+#include "api/query.hpp"
+
+namespace infernet::api {
+namespace {
+
+namespace json = boost::json;
+using consumer::ConsumerNode;
+
+constexpr std::string_view kPrefix = "/api/v1/";
+constexpr int64_t kMaxListLimit = 1000;
+constexpr size_t kMaxModelNameBytes = 128;
+
+net::HttpResponse ok(int status, const json::object& body) {
+  return net::json_response(status, json::serialize(body));
+}
+
+net::HttpResponse not_found(const net::HttpRequest& request) {
+  return error_response(ApiError{404, "not_found", "no such endpoint: " + std::string(request.path()), ""});
+}
+
+net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
+  auto response = error_response(ApiError{
+      405, "method_not_allowed", request.method + " is not allowed here; use " + std::string(allow), ""});
+  response.headers.emplace_back("Allow", std::string(allow));
+  return response;
+}
+
+net::HttpResponse invalid(const Error& error) {
+  return error_response(error);
+}
+
+Status check_job_id(std::string_view id) {
+  bool plain = !id.empty() && id.size() <= kMaxJobIdBytes;
+  for (char c : id) {
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_');
+  }
+  if (!plain) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "id: must be 1 to " + std::to_string(kMaxJobIdBytes) + " letters, digits, '-' or '_'");
+  }
+  return {};
+}
+
+int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+net::HttpResponse create_job(ConsumerNode& consumer, const RouteOptions& options,
+                             const net::HttpRequest& request) {
+  if (request.body.size() > options.max_body_bytes) {
+    return error_response(
+        ApiError{413, "limit_exceeded",
+                 "request body: larger than " + std::to_string(options.max_body_bytes) + " bytes", ""});
+  }
+  auto spec = parse_job_spec(request.body);
+  if (!spec) return invalid(spec.error());
+  int64_t started = options.now_ms ? options.now_ms() : system_now_ms();
+  auto job = consumer.submit(*spec);
+  if (!job) return error_response(job.error());
+  bool existed = !spec->client_request_id.empty() && job->client_request_id == spec->client_request_id &&
+                 job->created_at + kExistingJobAgeMs < started;
+  auto response = ok(existed ? 200 : 201, job_to_json(*job));
+  response.headers.emplace_back("Location", std::string(kPrefix) + "jobs/" + job->id);
+  return response;
+}
+
+net::HttpResponse list_jobs(ConsumerNode& consumer, const net::HttpRequest& request) {
+  auto params = QueryParams::parse(request.query(), {"state", "model", "since", "until", "limit"});
+  if (!params) return invalid(params.error());
+  consumer::JobQuery query;
+  if (const std::string* state = params->get("state")) {
+    auto parsed = consumer::parse_job_state(*state);  // the error names "state"
+    if (!parsed) return invalid(parsed.error());
+    query.state = *parsed;
+  }
+  if (const std::string* model = params->get("model")) {
+    if (model->size() > kMaxModelNameBytes) {
+      return invalid(Error{ErrorCode::kInvalidInput,
+                           "model: longer than " + std::to_string(kMaxModelNameBytes) + " bytes"});
+    }
+    query.model = *model;
+  }
+  auto since = params->get_int("since", 0, INT64_MAX);
+  if (!since) return invalid(since.error());
+  query.since = *since;
+  auto until = params->get_int("until", 0, INT64_MAX);
+  if (!until) return invalid(until.error());
+  query.until = *until;
+  auto limit = params->get_int("limit", 1, kMaxListLimit);
+  if (!limit) return invalid(limit.error());
+  if (*limit) query.limit = static_cast<size_t>(**limit);
+
+  auto jobs = consumer.list(query);
+  if (!jobs) return error_response(jobs.error());
+  json::array out;
+  for (const auto& job : *jobs)
+    out.push_back(job_to_json(job));
+  return ok(200, json::object{{"jobs", std::move(out)}});
+}
+
+net::HttpResponse job_events(ConsumerNode& consumer, const std::string& id, const net::HttpRequest& request) {
+  auto params = QueryParams::parse(request.query(), {"after"});
+  if (!params) return invalid(params.error());
+  auto after = params->get_uint("after");
+  if (!after) return invalid(after.error());
+  auto events = consumer.events(id, after->value_or(0));
+  if (!events) return error_response(events.error());
+  json::array out;
+  for (const auto& event : *events)
+    out.push_back(event_to_json(event));
+  return ok(200, json::object{{"events", std::move(out)}});
+}
+
+net::HttpResponse job_result(ConsumerNode& consumer, const std::string& id) {
+  auto job = consumer.get(id);
+  if (!job) return error_response(job.error());
+  if (!consumer::is_final(job->state)) {
+    return error_response(
+        ApiError{409, "not_final",
+                 "job " + id + " is " + consumer::to_string(job->state) +
+                     "; its result is ready once it is completed, failed, canceled or expired",
+                 ""});
+  }
+  return ok(200, result_to_json(*job));
+}
+
+// /api/v1/jobs/{id}[/action]
+net::HttpResponse route_job(ConsumerNode& consumer, const net::HttpRequest& request, std::string_view rest) {
+  size_t slash = rest.find('/');
+  std::string id(rest.substr(0, slash));
+  std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  if (action != "" && action != "cancel" && action != "events" && action != "result" && action != "stream") {
+    return not_found(request);
+  }
+  if (auto st = check_job_id(id); !st) return invalid(st.error());
+  const std::string& method = request.method;
+
+  if (action.empty()) {
+    if (method != "GET") return method_not_allowed(request, "GET");
+    auto job = consumer.get(id);
+    if (!job) return error_response(job.error());
+    return ok(200, job_to_json(*job));
+  }
+  if (action == "cancel") {
+    if (method != "POST") return method_not_allowed(request, "POST");
+    auto job = consumer.cancel(id);
+    if (!job) return error_response(job.error());
+    return ok(200, job_to_json(*job));
+  }
+  if (action == "events") {
+    if (method != "GET") return method_not_allowed(request, "GET");
+    return job_events(consumer, id, request);
+  }
+  if (action == "result") {
+    if (method != "GET") return method_not_allowed(request, "GET");
+    return job_result(consumer, id);
+  }
+  // "stream": only WebSocket upgrades reach the stream; a plain request is told how to connect.
+  auto response =
+      error_response(ApiError{426, "upgrade_required",
+                              "this is a WebSocket endpoint: connect with ws://<host>" + request.target, ""});
+  response.headers.emplace_back("Upgrade", "websocket");
+  return response;
+}
+
+}  // namespace
+
+bool is_cross_origin(const net::HttpRequest& request) {
+  const std::string* origin = request.header("origin");
+  if (origin == nullptr) return false;
+  const std::string* host = request.header("host");
+  return host == nullptr || *origin != "http://" + *host;
+}
+
+std::optional<Result<StreamRequest>> match_stream(const net::HttpRequest& request) {
+  std::string_view path = request.path();
+  constexpr std::string_view kJobs = "/api/v1/jobs/";
+  constexpr std::string_view kStream = "/stream";
+  if (path.size() <= kJobs.size() + kStream.size() || path.substr(0, kJobs.size()) != kJobs ||
+      path.substr(path.size() - kStream.size()) != kStream) {
+    return std::nullopt;
+  }
+  std::string_view id = path.substr(kJobs.size(), path.size() - kJobs.size() - kStream.size());
+  if (id.find('/') != std::string_view::npos) return std::nullopt;
+  if (auto st = check_job_id(id); !st) return Result<StreamRequest>(tl::unexpected(st.error()));
+  auto params = QueryParams::parse(request.query(), {"after"});
+  if (!params) return Result<StreamRequest>(tl::unexpected(params.error()));
+  auto after = params->get_uint("after");
+  if (!after) return Result<StreamRequest>(tl::unexpected(after.error()));
+  return Result<StreamRequest>(StreamRequest{std::string(id), after->value_or(0)});
+}
+
+net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& options,
+                                const net::HttpRequest& request) {
+  std::string_view path = request.path();
+  if (path.substr(0, kPrefix.size()) != kPrefix) return not_found(request);
+  std::string_view rest = path.substr(kPrefix.size());
+  const std::string& method = request.method;
+
+  if (rest == "jobs") {
+    if (method == "POST") return create_job(consumer, options, request);
+    if (method == "GET") return list_jobs(consumer, request);
+    return method_not_allowed(request, "GET, POST");
+  }
+  if (rest.substr(0, 5) == "jobs/") return route_job(consumer, request, rest.substr(5));
+  if (rest == "providers" || rest == "models") {
+    if (method != "GET") return method_not_allowed(request, "GET");
+    if (auto params = QueryParams::parse(request.query(), {}); !params) return invalid(params.error());
+    json::array out;
+    if (rest == "providers") {
+      for (const auto& p : consumer.providers())
+        out.push_back(provider_to_json(p));
+    } else {
+      for (const auto& m : consumer.models())
+        out.push_back(model_to_json(m));
+    }
+    return ok(200, json::object{{std::string(rest), std::move(out)}});
+  }
+  return not_found(request);
+}
+
+}  // namespace infernet::api

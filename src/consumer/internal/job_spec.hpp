@@ -1,0 +1,26 @@
+// Checking what a user submits, before anything is stored.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "consumer/consumer.hpp"
+#include "core/result.hpp"
+
+namespace infernet::consumer::internal {
+
+// Longest client_request_id accepted.
+constexpr size_t kMaxClientRequestIdBytes = 128;
+
+// Validates every field of `spec` and returns it normalized (provider as lower-case hex, whatever the user
+// wrote). `now` is unix seconds, for the deadline. Errors: kInvalidInput naming the field ("model: required",
+// "max_tokens: must be 1..65536", "provider: not a valid npub or hex key", ...).
+Result<JobSpec> check_spec(const JobSpec& spec, int64_t now);
+
+// Whitespace-separated words: the input-size estimate used for prices before a provider counts tokens.
+uint32_t count_words(std::string_view text);
+
+// Place in line of a job's priority: high 0, normal 1, low 2.
+int priority_rank(std::string_view priority);
+
+}  // namespace infernet::consumer::internal

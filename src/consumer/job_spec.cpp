@@ -1,0 +1,89 @@
+#include <cmath>
+#include <string>
+
+#include "consumer/internal/job_spec.hpp"
+#include "core/encoding.hpp"
+#include "nostr/keys.hpp"
+#include "nostr/nip19.hpp"
+#include "protocol/protocol.hpp"
+
+namespace infernet::consumer::internal {
+namespace {
+
+Error invalid(std::string message) {
+  return Error{ErrorCode::kInvalidInput, std::move(message)};
+}
+
+// The provider as hex, from hex or an npub; nullopt when it is neither or not a point on the curve.
+std::optional<std::string> provider_hex(std::string_view text) {
+  if (text.starts_with("npub1")) {
+    auto decoded = nostr::nip19::decode(text);
+    if (!decoded) return std::nullopt;
+    const auto* npub = std::get_if<nostr::nip19::Npub>(&*decoded);
+    if (npub == nullptr) return std::nullopt;
+    auto key = nostr::PublicKey::from_bytes(npub->key);
+    if (!key) return std::nullopt;
+    return key->hex();
+  }
+  auto key = nostr::PublicKey::from_hex(text);
+  if (!key) return std::nullopt;
+  return key->hex();
+}
+
+}  // namespace
+
+Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
+  JobSpec out = spec;
+  if (spec.client_request_id.size() > kMaxClientRequestIdBytes) {
+    return tl::unexpected(
+        invalid("client_request_id: at most " + std::to_string(kMaxClientRequestIdBytes) + " bytes"));
+  }
+  if (!is_valid_utf8(spec.client_request_id))
+    return tl::unexpected(invalid("client_request_id: not valid UTF-8"));
+  if (spec.model.empty()) return tl::unexpected(invalid("model: required"));
+  if (spec.model.size() > protocol::kMaxIdBytes) {
+    return tl::unexpected(invalid("model: at most " + std::to_string(protocol::kMaxIdBytes) + " bytes"));
+  }
+  if (!is_valid_utf8(spec.model)) return tl::unexpected(invalid("model: not valid UTF-8"));
+  if (spec.prompt.empty()) return tl::unexpected(invalid("prompt: required"));
+  if (spec.prompt.size() > protocol::kMaxPromptBytes) {
+    return tl::unexpected(invalid("prompt: at most " + std::to_string(protocol::kMaxPromptBytes) + " bytes"));
+  }
+  if (!is_valid_utf8(spec.prompt)) return tl::unexpected(invalid("prompt: not valid UTF-8"));
+  if (spec.max_tokens < 1 || spec.max_tokens > 65536)
+    return tl::unexpected(invalid("max_tokens: must be 1..65536"));
+  if (!std::isfinite(spec.temperature) || spec.temperature < 0 || spec.temperature > 2) {
+    return tl::unexpected(invalid("temperature: must be 0..2"));
+  }
+  if (spec.priority != "low" && spec.priority != "normal" && spec.priority != "high") {
+    return tl::unexpected(invalid("priority: must be low, normal or high"));
+  }
+  if (spec.deadline < 0) return tl::unexpected(invalid("deadline: must be a unix time in seconds, or 0"));
+  if (spec.deadline != 0 && spec.deadline <= now) return tl::unexpected(invalid("deadline: already passed"));
+  if (!spec.provider.empty()) {
+    auto hex = provider_hex(spec.provider);
+    if (!hex) return tl::unexpected(invalid("provider: not a valid npub or hex key"));
+    out.provider = std::move(*hex);
+    if (spec.open_quotes) return tl::unexpected(invalid("open_quotes: cannot be combined with provider"));
+  }
+  return out;
+}
+
+uint32_t count_words(std::string_view text) {
+  uint32_t words = 0;
+  bool in_word = false;
+  for (char c : text) {
+    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+    if (!space && !in_word) ++words;
+    in_word = !space;
+  }
+  return words;
+}
+
+int priority_rank(std::string_view priority) {
+  if (priority == "high") return 0;
+  if (priority == "normal") return 1;
+  return 2;
+}
+
+}  // namespace infernet::consumer::internal

@@ -1,0 +1,103 @@
+// The job database's schema, one migration step per version (append new steps; never edit old ones).
+#include "consumer/job_store_schema.hpp"
+
+#include <array>
+
+namespace infernet::consumer::internal {
+
+std::span<const std::string_view> job_store_schema() {
+  static constexpr std::array<std::string_view, 1> kSteps = {
+      // Version 1.
+      // jobs: one row per job. The spec is kept whole as JSON (it is only ever read back whole); the model
+      // is a column of its own because lists filter on it. client_request_id is NULL when the client gave
+      // none, so the unique index only constrains real ids.
+      R"sql(
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  client_request_id TEXT,
+  model TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  state TEXT NOT NULL,
+  provider TEXT NOT NULL DEFAULT '',
+  attempt INTEGER NOT NULL DEFAULT 0,
+  output TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_msat INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX jobs_client_request_id ON jobs (client_request_id) WHERE client_request_id IS NOT NULL;
+CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX jobs_state_created ON jobs (state, created_at);
+CREATE INDEX jobs_model_created ON jobs (model, created_at);
+
+CREATE TABLE job_events (
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE attempts (
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  attempt INTEGER NOT NULL,
+  provider TEXT NOT NULL,
+  request_event_id TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  resume_bytes INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE results (
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  attempt INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  ok INTEGER NOT NULL,
+  output TEXT NOT NULL,
+  error_code TEXT NOT NULL,
+  error TEXT NOT NULL,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cost_msat INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, attempt)
+);
+
+CREATE TABLE receipts (
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  attempt INTEGER NOT NULL,
+  provider TEXT NOT NULL,
+  cost_msat INTEGER NOT NULL,
+  result_event_id TEXT NOT NULL,
+  receipt_event_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE providers (
+  pubkey TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  announcement TEXT NOT NULL,
+  last_seen INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE seen_events (
+  id TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX seen_events_created ON seen_events (created_at);
+)sql",
+  };
+  return kSteps;
+}
+
+}  // namespace infernet::consumer::internal
