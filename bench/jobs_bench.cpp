@@ -21,6 +21,7 @@
 
 #include "consumer/consumer.hpp"
 #include "core/clock.hpp"
+#include "core/log.hpp"
 #include "net/io_pool.hpp"
 #include "relay/relay_pool.hpp"
 
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
   const size_t window = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 200;
   const size_t expected_providers = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 10;
 
+  // Logs go to stderr; stdout carries only the result.
+  (void)init_logging("warn");
   auto dir = std::filesystem::temp_directory_path() / ("infernet-jobs-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   net::IoPool io(2);

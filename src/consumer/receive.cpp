@@ -69,7 +69,8 @@ void NodeCore::on_job_message(const nostr::Event& event) {
       return;
     }
   }
-  auto opened = protocol::open(event, keys_);
+  // The relay pool delivers only events whose id and signature it has verified.
+  auto opened = protocol::open(event, keys_, /*signature_verified=*/true);
   if (!opened) {
     spdlog::info("consumer: dropped event {} from {}: {}", id, hex_encode(event.pubkey),
                  opened.error().message);

@@ -289,6 +289,23 @@ TEST_F(Sealing, TamperedEventsAreRefused) {
   EXPECT_EQ(opened.error().code, ErrorCode::kDecryptFailed);
 }
 
+// With the signature already verified by the caller, open() skips that check only: decryption, the recipient
+// and the content are still checked.
+TEST_F(Sealing, AlreadyVerifiedEventsStillHaveEverythingElseChecked) {
+  auto event = seal(sample_result(), alice, bob.public_key(), kNow);
+  ASSERT_TRUE(event);
+  auto opened = open(*event, bob, /*signature_verified=*/true);
+  ASSERT_TRUE(opened) << opened.error().message;
+  EXPECT_EQ(opened->message, JobMessage(sample_result()));
+  EXPECT_EQ(opened->sender.hex(), alice.public_key().hex());
+
+  EXPECT_FALSE(open(*event, carol, true));  // not addressed to carol
+  Event copied = signed_event(event->kind, event->tags, event->content, carol);
+  auto forged = open(copied, bob, true);
+  ASSERT_FALSE(forged);
+  EXPECT_EQ(forged.error().code, ErrorCode::kDecryptFailed);  // carol cannot speak as alice
+}
+
 TEST_F(Sealing, RecipientTagMustBeExactlyOurs) {
   auto event = seal(sample_cancel(), alice, bob.public_key(), kNow);
   ASSERT_TRUE(event);

@@ -225,7 +225,8 @@ void NodeCore::handle_event(const nostr::Event& event) {
     handle_quote(event);
     return;
   }
-  auto opened = protocol::open(event, keys_);
+  // The relay pool delivers only events whose id and signature it has verified.
+  auto opened = protocol::open(event, keys_, /*signature_verified=*/true);
   if (!opened) {
     spdlog::debug("provider: ignoring event {}: {}", hex_encode(event.id), opened.error().to_string());
     return;
