@@ -148,7 +148,7 @@ struct RelayRole {
 };
 
 Result<std::unique_ptr<engine::Engine>> make_engine(const Config& config) {
-  const std::string name = config.get_string("provider.engine");
+  const std::string& name = config.get_string("provider.engine");
   if (name != "fake") {
     return make_error(ErrorCode::kInvalidInput,
                       "provider.engine: unknown engine '" + name + "' (available: fake)");

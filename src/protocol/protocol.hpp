@@ -236,7 +236,7 @@ struct JobResult {
   std::string job_id;
   uint32_t attempt = 1;
   bool ok = true;
-  std::string output;      // the whole output (ok)
+  std::string output;      // (ok) this attempt's output, which follows the request's resume_text
   std::string error_code;  // (not ok) "engine", "canceled", "provider-restarted", ...
   std::string error;
   Usage usage;
