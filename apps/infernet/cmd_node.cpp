@@ -16,6 +16,7 @@
 #include "core/clock.hpp"
 #include "engine/fake/fake_engine.hpp"
 #include "net/io_pool.hpp"
+#include "net/listen_address.hpp"
 #include "net/server.hpp"
 #include "nostr/identity.hpp"
 #include "nostr/nip19.hpp"
@@ -35,31 +36,6 @@ struct NodeOptions {
   std::string database;
   std::string api_listen;
 };
-
-struct HostPort {
-  std::string host;
-  uint16_t port;
-};
-
-// "127.0.0.1:7447", "[::1]:7447", "0.0.0.0:0". `key` names the setting in errors.
-Result<HostPort> parse_listen(const std::string& key, const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    return make_error(ErrorCode::kInvalidInput, key + ": expected HOST:PORT, got '" + text + "'");
-  }
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  char* end = nullptr;
-  long port = std::strtol(text.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port < 0 || port > 65535) {
-    return make_error(ErrorCode::kInvalidInput, key + ": bad port in '" + text + "'");
-  }
-  return HostPort{host, static_cast<uint16_t>(port)};
-}
-
-std::string url_host(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
 
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
@@ -103,8 +79,8 @@ struct RelayRole {
   std::string url;
 
   Status start(const Config& config, const NodeOptions& opts, const Clock& clock) {
-    auto listen =
-        parse_listen("relay.listen", opts.listen.empty() ? config.get_string("relay.listen") : opts.listen);
+    auto listen = net::parse_listen_address(
+        "relay.listen", opts.listen.empty() ? config.get_string("relay.listen") : opts.listen);
     if (!listen) return tl::unexpected(listen.error());
     std::string database =
         !opts.database.empty() ? opts.database : database_path(config, "relay.database", "relay.db");
@@ -116,9 +92,7 @@ struct RelayRole {
     store = std::move(*opened);
     relay = std::make_unique<relay::Relay>(*options, *store, clock);
 
-    net::ServerOptions server_options;
-    server_options.host = listen->host;
-    server_options.port = listen->port;
+    net::ServerOptions server_options = *listen;
     server_options.threads = static_cast<size_t>(std::max<int64_t>(1, config.get_int("relay.threads")));
     server_options.max_message_bytes = options->limits.max_message_bytes;
     server_options.max_outbound_bytes = static_cast<size_t>(config.get_int("relay.max_outbound_bytes"));
@@ -132,7 +106,7 @@ struct RelayRole {
     if (auto st = server->start(); !st) {
       return tl::unexpected(with_context(st.error(), "relay: listen on " + listen->host));
     }
-    url = "ws://" + url_host(listen->host) + ":" + std::to_string(server->port());
+    url = "ws://" + net::url_host(listen->host) + ":" + std::to_string(server->port());
     if (options->public_url.empty()) relay->set_public_url(url);
     std::printf("relay listening on %s (database %s)\n", url.c_str(), database.c_str());
     return {};

@@ -1,6 +1,5 @@
 #include "api/api.hpp"
 
-#include <charconv>
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +9,7 @@
 #include "api/job_stream.hpp"
 #include "api/routes.hpp"
 #include "net/io_pool.hpp"
+#include "net/listen_address.hpp"
 
 namespace infernet::api {
 namespace {
@@ -54,30 +54,7 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
 }
 
 Result<net::ServerOptions> parse_listen_address(std::string_view listen) {
-  auto bad = [&](std::string_view problem) {
-    return make_error(ErrorCode::kInvalidInput,
-                      "api.listen: " + std::string(problem) + " (expected host:port, e.g. 127.0.0.1:7448)");
-  };
-  size_t colon = listen.rfind(':');
-  if (colon == std::string_view::npos) return bad("no port");
-  std::string_view host = listen.substr(0, colon);
-  std::string_view port_text = listen.substr(colon + 1);
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return bad("unclosed '[' in the host");
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return bad("an IPv6 host must be in brackets, e.g. [::1]:7448");
-  }
-  if (host.empty()) return bad("empty host");
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return bad("port must be 0-65535");
-  }
-  net::ServerOptions options;
-  options.host = std::string(host);
-  options.port = static_cast<uint16_t>(port);
-  return options;
+  return net::parse_listen_address("api.listen", listen);
 }
 
 ApiServer::ApiServer(consumer::ConsumerNode& consumer, ApiServerOptions options)
@@ -112,8 +89,7 @@ std::string ApiServer::url() const {
   if (bound == 0) return "";
   // A wildcard address is reached through loopback.
   std::string host = host_ == "0.0.0.0" ? "127.0.0.1" : host_ == "::" ? "::1" : host_;
-  bool ipv6 = host.find(':') != std::string::npos;
-  return "http://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(bound);
+  return "http://" + net::url_host(host) + ":" + std::to_string(bound);
 }
 
 }  // namespace infernet::api

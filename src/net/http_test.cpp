@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "net/listen_address.hpp"
+
 namespace infernet::net {
 namespace {
 
@@ -44,6 +46,24 @@ TEST(HttpRequest, PathQueryAndHeader) {
   request.target = "/plain";
   EXPECT_EQ(request.path(), "/plain");
   EXPECT_EQ(request.query(), "");
+}
+
+TEST(ListenAddress, ParsesHostAndPortAndNamesTheSettingInErrors) {
+  auto v4 = parse_listen_address("relay.listen", "127.0.0.1:7447");
+  ASSERT_TRUE(v4) << v4.error().message;
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 7447);
+  auto v6 = parse_listen_address("relay.listen", "[::1]:0");
+  ASSERT_TRUE(v6) << v6.error().message;
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(url_host(v6->host), "[::1]");
+  EXPECT_EQ(url_host(v4->host), "127.0.0.1");
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:70000", ":7447", "::1:7447", "[::1:7447", "host:x"}) {
+    auto r = parse_listen_address("relay.listen", bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput);
+    EXPECT_TRUE(r.error().message.starts_with("relay.listen: ")) << r.error().message;
+  }
 }
 
 }  // namespace
