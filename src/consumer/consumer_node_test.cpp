@@ -176,6 +176,43 @@ TEST_F(ConsumerNodeTest, AJobCompletesWithStreamedProgress) {
   EXPECT_EQ(models[0].providers, std::vector<std::string>{provider.pubkey()});
 }
 
+TEST_F(ConsumerNodeTest, WhatTheStreamDidNotCarryComesFromTheResult) {
+  // The provider streams only "alpha " (the rest was never sent, or a relay dropped it); its result carries
+  // the whole output. The job's stream still adds up to the output, each piece once.
+  add_provider({.streamed_chunks = 1});
+  open_node();
+  ASSERT_TRUE(providers_alive(1));
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job) << job.error().to_string();
+  JobRecord done = wait_state(job->id, JobState::kCompleted);
+  EXPECT_EQ(done.output, "alpha beta gamma");
+  std::vector<std::string> texts;
+  std::vector<std::string> from_result;
+  for (const auto& e : events_of(job->id)) {
+    if (e.type != "progress") continue;
+    texts.push_back(field(e.data, "text"));
+    from_result.push_back(e.data.find("\"from_result\":true") != std::string::npos ? "result" : "stream");
+  }
+  EXPECT_EQ(texts, (std::vector<std::string>{"alpha ", "beta gamma"}));
+  EXPECT_EQ(from_result, (std::vector<std::string>{"stream", "result"}));
+
+}
+
+TEST_F(ConsumerNodeTest, ARunThatStreamedNothingGetsItsOutputFromTheResult) {
+  add_provider({.streamed_chunks = 0});
+  open_node();
+  ASSERT_TRUE(providers_alive(1));
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job) << job.error().to_string();
+  wait_state(job->id, JobState::kCompleted);
+  std::vector<std::string> texts;
+  for (const auto& e : events_of(job->id)) {
+    if (e.type == "progress") texts.push_back(field(e.data, "text"));
+  }
+  EXPECT_EQ(texts, std::vector<std::string>{"alpha beta gamma"});
+  EXPECT_EQ(states_of(job->id), (std::vector<std::string>{"submitted", "assigned", "running", "completed"}));
+}
+
 TEST_F(ConsumerNodeTest, ValidationErrorsNameTheFieldAndStoreNothing) {
   open_node();
   struct Case {

@@ -103,6 +103,7 @@ class FakeProvider {
     uint32_t slots = 4;
     Script script = Script::kComplete;
     std::vector<std::string> chunks = {"alpha ", "beta ", "gamma"};  // the output, as streamed
+    size_t streamed_chunks = SIZE_MAX;  // how many of the chunks go out as progress; the result has all
     uint64_t cost_msat = 10;                                         // charged in the result
     std::chrono::milliseconds chunk_delay{0};
     std::optional<uint64_t> offer_msat;  // answer quote requests with this price
@@ -287,6 +288,7 @@ class FakeProvider {
     send(JobStatus{r.job_id, r.attempt, JobStatusCode::kRunning, "", "", 0, 0}, to);
     uint64_t seq = 0;
     for (const auto& chunk : settings_.chunks) {
+      if (seq == settings_.streamed_chunks) break;
       ++seq;
       send(protocol::JobProgress{r.job_id, r.attempt, seq, chunk, static_cast<uint32_t>(seq), 0}, to);
       if (settings_.chunk_delay.count() > 0) std::this_thread::sleep_for(settings_.chunk_delay);

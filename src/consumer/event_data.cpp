@@ -13,12 +13,14 @@ std::string state_data(JobState state, std::string_view provider, uint32_t attem
   return boost::json::serialize(o);
 }
 
-std::string progress_data(uint32_t attempt, uint64_t seq_in_attempt, std::string_view text, uint32_t tokens) {
+std::string progress_data(uint32_t attempt, uint64_t seq_in_attempt, std::string_view text, uint32_t tokens,
+                          bool from_result) {
   boost::json::object o;
   o["attempt"] = attempt;
   o["seq_in_attempt"] = seq_in_attempt;
   o["text"] = text;
   o["tokens"] = tokens;
+  if (from_result) o["from_result"] = true;
   return boost::json::serialize(o);
 }
 

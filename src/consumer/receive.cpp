@@ -166,7 +166,7 @@ void NodeCore::apply_chunk(ActiveJob& job, PendingWrite& w, const protocol::JobP
   }
   job.record.output += text;
   w.change.append_output += text;
-  add_event(job, w, "progress", progress_data(job.record.attempt, chunk.seq, text, chunk.tokens));
+  add_event(job, w, "progress", progress_data(job.record.attempt, chunk.seq, text, chunk.tokens, false));
 }
 
 void NodeCore::handle(const protocol::Opened& o, const protocol::JobProgress& m,
@@ -224,7 +224,16 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
     finish(*job, w, JobState::kFailed, reason);
   } else {
     JobRecord& r = job->record;
-    r.output = complete_output(std::string_view(r.output).substr(0, job->resume_bytes), m.output);
+    std::string output = complete_output(std::string_view(r.output).substr(0, job->resume_bytes), m.output);
+    // Progress is ephemeral and batched: a provider sends none for a run that ends before its first flush,
+    // and a relay may drop some. Whatever the stream did not carry is sent on as one last progress event, so
+    // a client that appends progress text ends with the whole output, each piece once.
+    if (output.size() > r.output.size() && std::string_view(output).starts_with(r.output)) {
+      add_event(*job, w, "progress",
+                progress_data(attempt, job->progress_seq + 1, std::string_view(output).substr(r.output.size()),
+                              m.usage.output_tokens, true));
+    }
+    r.output = std::move(output);
     r.usage = m.usage;
     r.cost_msat = m.cost_msat;
     w.change.output = r.output;

@@ -16,8 +16,13 @@ using namespace std::chrono_literals;
 
 // Progress batching: signing and sealing every token would cap a provider's throughput, so pieces are sent
 // together, at most one event per job per kProgressInterval or per kProgressTokens tokens, whichever comes
-// first, and never more than kProgressBytes of text in one event. The first piece goes out at once.
+// first, and never more than kProgressBytes of text in one event. The first event waits until
+// kFirstProgressDelay after the run was handed to the engine, so a run that ends sooner streams nothing: its
+// result carries the whole output, and the consumer passes on what the stream did not carry. A model whose
+// first token takes longer than that (any real prompt) streams it at once. No progress follows the last
+// piece either, for the same reason.
 constexpr auto kProgressInterval = 50ms;
+constexpr auto kFirstProgressDelay = 20ms;
 constexpr uint32_t kProgressTokens = 16;
 constexpr size_t kProgressBytes = 16 * 1024;
 constexpr double kAverageWeight = 0.2;  // of the newest job in the moving average of engine time
@@ -33,8 +38,15 @@ void NodeCore::accept(const std::shared_ptr<ActiveJob>& job, uint32_t queue_posi
   protocol::JobStatus status;
   status.job_id = job->request.job_id;
   status.attempt = job->request.attempt;
-  status.status = protocol::JobStatusCode::kAccepted;
-  status.queue_position = queue_position;
+  // With a slot free the job runs now: "running" is the acceptance, and saves the consumer a second event.
+  if (queue_position == 0) {
+    status.status = protocol::JobStatusCode::kRunning;
+    std::lock_guard stream(job->stream_mu);
+    job->running_sent = true;
+  } else {
+    status.status = protocol::JobStatusCode::kAccepted;
+    status.queue_position = queue_position;
+  }
   auto accepted = protocol::seal(status, keys_, job->consumer, now);
   if (!accepted) {
     spdlog::error("provider: sealing the acceptance of job {}: {}", job->request.job_id,
@@ -105,6 +117,7 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
     // resume_text as context instead. max_tokens counts the whole output, resumed part included.
     std::lock_guard stream(job->stream_mu);
     job->resume_skip = job->request.resume_text.size();
+    job->submitted_at = SteadyClock::now();
   }
   engine::GenerateRequest run;
   run.id = job->key;
@@ -169,7 +182,10 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
     job.started_at = SteadyClock::now();
     // "running" is informational: its record write is not waited for (a restart treats queued and running
     // alike), so the status goes out before the first progress.
-    send_status(job, protocol::JobStatusCode::kRunning);
+    if (!job.running_sent) {
+      job.running_sent = true;
+      send_status(job, protocol::JobStatusCode::kRunning);
+    }
     (void)writer_->submit([request_id = job.request_id, now = clock_.now_unix()](
                               store::Database& db) { return mark_job_running(db, request_id, now); },
                           {});
@@ -191,9 +207,9 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
   job.output.append(piece);
   job.pending.append(piece);
   ++job.pending_tokens;
-  const auto now = SteadyClock::now();
+  const auto due = job.seq == 0 ? job.submitted_at + kFirstProgressDelay : job.last_flush + kProgressInterval;
   if (job.pending_tokens >= kProgressTokens || job.pending.size() >= kProgressBytes ||
-      now - job.last_flush >= kProgressInterval) {
+      SteadyClock::now() >= due) {
     flush_progress(job);
   }
 }
@@ -245,7 +261,7 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
     if (canceled && stopping_ && !cancel_requested && !job->truncated) {
       leave_for_restart = true;
     } else {
-      flush_progress(*job);
+      // No last progress event: the result carries the whole output.
       result.usage.input_tokens = outcome ? outcome->input_tokens : job->input_tokens;
       result.usage.output_tokens = outcome ? outcome->output_tokens : job->tokens;
       result.seconds = outcome ? outcome->seconds : seconds_since(job->started_at);

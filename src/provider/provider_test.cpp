@@ -278,7 +278,7 @@ TEST_F(ProviderTest, AnnouncesModelsPricesAndCapacity) {
 
 TEST_F(ProviderTest, RunsAJobAndStreamsItsOutput) {
   listen();
-  start_provider();
+  start_provider(2ms);  // 40 tokens over about 80 ms: long enough to stream
   send(request("job-1", "alpha beta gamma", 40));
   auto result = wait_result("job-1");
   ASSERT_TRUE(result);
@@ -290,32 +290,41 @@ TEST_F(ProviderTest, RunsAJobAndStreamsItsOutput) {
   // per_job + per_1k_input * 3 / 1000 + per_1k_output * 40 / 1000 (no per-second price).
   EXPECT_EQ(result->cost_msat, 10u + 1000u * 3 / 1000 + 2000u * 40 / 1000);
 
-  ASSERT_TRUE(wait_status("job-1", protocol::JobStatusCode::kAccepted));
+  // A slot was free: "running" is the acceptance, and no "accepted" is sent.
   ASSERT_TRUE(wait_status("job-1", protocol::JobStatusCode::kRunning));
-  EXPECT_EQ(wait_status("job-1", protocol::JobStatusCode::kAccepted)->queue_position, 0u);
-  // Progress is ephemeral and batched: seq 1, 2, ... whose texts add up to the output, in fewer events than
-  // tokens.
-  ASSERT_TRUE(inbox_->wait([&] {
-    std::string text;
-    for (const auto& p : inbox_->all<protocol::JobProgress>("job-1"))
-      text += p.text;
-    return text.size() >= expected.size();
-  }));
+  EXPECT_EQ(inbox_->all<protocol::JobStatus>("job-1").size(), 1u);
+  // Progress is ephemeral and batched: seq 1, 2, ... whose texts are the output's beginning, in fewer events
+  // than tokens; the result carries the rest.
   auto progress = inbox_->all<protocol::JobProgress>("job-1");
+  ASSERT_FALSE(progress.empty());
   std::sort(progress.begin(), progress.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
   std::string streamed;
   for (size_t i = 0; i < progress.size(); ++i) {
     EXPECT_EQ(progress[i].seq, i + 1);
     streamed += progress[i].text;
   }
-  EXPECT_EQ(streamed, expected);
+  EXPECT_TRUE(expected.starts_with(streamed)) << streamed;
   EXPECT_LT(progress.size(), 40u);
-  EXPECT_EQ(progress.back().tokens, 40u);
+  EXPECT_LE(progress.back().tokens, 40u);
 
   ASSERT_TRUE(wait_stats([](const ProviderStats& s) { return s.completed == 1; }));
   auto stats = node_->stats();
   EXPECT_EQ(stats.accepted, 1u);
   EXPECT_EQ(stats.running + stats.queued, 0u);
+}
+
+TEST_F(ProviderTest, AShortRunStreamsNothingAndItsResultCarriesTheOutput) {
+  listen();
+  start_provider();  // no token delay: four tokens take microseconds
+  send(request("quick", "one two", 4));
+  auto result = wait_result("quick");
+  ASSERT_TRUE(result);
+  ASSERT_TRUE(result->ok) << result->error_code << ": " << result->error;
+  EXPECT_EQ(result->output, engine::fake_echo_output("one two", 4));
+  // Two events for the whole job: running, result.
+  ASSERT_TRUE(wait_status("quick", protocol::JobStatusCode::kRunning));
+  EXPECT_EQ(inbox_->all<protocol::JobStatus>("quick").size(), 1u);
+  EXPECT_TRUE(inbox_->all<protocol::JobProgress>("quick").empty());
 }
 
 TEST_F(ProviderTest, RunsABurstOfJobsThroughItsSlots) {
@@ -458,7 +467,7 @@ TEST_F(ProviderTest, TheSameJobSentAgainIsNotRunTwice) {
   auto stats = node_->stats();
   EXPECT_EQ(stats.accepted, 1u);
   EXPECT_EQ(stats.completed, 1u);
-  EXPECT_EQ(inbox_->all<protocol::JobStatus>("once").size(), 2u);  // accepted, running: nothing new
+  EXPECT_EQ(inbox_->all<protocol::JobStatus>("once").size(), 1u);  // running: nothing new
   // What is re-sent is the recorded result event itself: valid, and the one the consumer received.
   auto reader = internal::JobRecordReader::open(options_.database);
   ASSERT_TRUE(reader);

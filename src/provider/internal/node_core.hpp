@@ -62,7 +62,9 @@ struct ActiveJob {
 
   // The output stream, written by the engine's callbacks; guarded by stream_mu.
   std::mutex stream_mu;
-  bool started = false;
+  bool running_sent = false;  // the status "running" is out (with the acceptance, when a slot was free)
+  bool started = false;       // the engine has delivered its first piece
+  SteadyClock::time_point submitted_at{};  // handed to the engine
   SteadyClock::time_point started_at{};
   size_t resume_skip = 0;  // bytes of generated output still to drop (see NodeCore::on_piece)
   bool truncated = false;  // stopped at the protocol's output limit
