@@ -195,7 +195,6 @@ TEST_F(ConsumerNodeTest, WhatTheStreamDidNotCarryComesFromTheResult) {
   }
   EXPECT_EQ(texts, (std::vector<std::string>{"alpha ", "beta gamma"}));
   EXPECT_EQ(from_result, (std::vector<std::string>{"stream", "result"}));
-
 }
 
 TEST_F(ConsumerNodeTest, ARunThatStreamedNothingGetsItsOutputFromTheResult) {

@@ -104,7 +104,7 @@ class FakeProvider {
     Script script = Script::kComplete;
     std::vector<std::string> chunks = {"alpha ", "beta ", "gamma"};  // the output, as streamed
     size_t streamed_chunks = SIZE_MAX;  // how many of the chunks go out as progress; the result has all
-    uint64_t cost_msat = 10;                                         // charged in the result
+    uint64_t cost_msat = 10;            // charged in the result
     std::chrono::milliseconds chunk_delay{0};
     std::optional<uint64_t> offer_msat;  // answer quote requests with this price
   };

@@ -230,8 +230,8 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
     // a client that appends progress text ends with the whole output, each piece once.
     if (output.size() > r.output.size() && std::string_view(output).starts_with(r.output)) {
       add_event(*job, w, "progress",
-                progress_data(attempt, job->progress_seq + 1, std::string_view(output).substr(r.output.size()),
-                              m.usage.output_tokens, true));
+                progress_data(attempt, job->progress_seq + 1,
+                              std::string_view(output).substr(r.output.size()), m.usage.output_tokens, true));
     }
     r.output = std::move(output);
     r.usage = m.usage;

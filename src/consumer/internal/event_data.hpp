@@ -17,7 +17,8 @@ namespace infernet::consumer::internal {
 
 std::string state_data(JobState state, std::string_view provider = {}, uint32_t attempt = 0,
                        std::string_view reason = {});
-// from_result: the text came with the result, not the stream (the stream's last pieces were not sent or lost).
+// from_result: the text came with the result, not the stream (the stream's last pieces were not sent or
+// lost).
 std::string progress_data(uint32_t attempt, uint64_t seq_in_attempt, std::string_view text, uint32_t tokens,
                           bool from_result);
 std::string note_data(std::string_view message, std::string_view provider = {}, std::string_view name = {});
