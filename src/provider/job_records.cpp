@@ -104,9 +104,10 @@ Status migrate_job_records(store::Database& db) {
 }
 
 Status insert_job_record(store::Database& db, const JobRecord& record) {
-  auto stmt =
-      db.prepare(std::string("INSERT INTO jobs (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", true);
-  if (!stmt) return tl::unexpected(stmt.error());
+  auto prepared =
+      db.cached(std::string("INSERT INTO jobs (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  if (!prepared) return tl::unexpected(prepared.error());
+  store::Statement* stmt = *prepared;
   if (auto st = bind_all(*stmt, {record.request_id, record.consumer, record.job_id}); !st) return st;
   if (auto st = stmt->bind_int64(4, record.attempt); !st) return st;
   if (auto st = stmt->bind_text(5, record.model); !st) return st;
@@ -124,9 +125,10 @@ Status insert_job_record(store::Database& db, const JobRecord& record) {
 }
 
 Status mark_job_running(store::Database& db, std::string_view request_id, int64_t now) {
-  auto stmt = db.prepare(
-      "UPDATE jobs SET state = 'running', updated_at = ? WHERE request_id = ? AND state = 'queued'", true);
-  if (!stmt) return tl::unexpected(stmt.error());
+  auto prepared = db.cached(
+      "UPDATE jobs SET state = 'running', updated_at = ? WHERE request_id = ? AND state = 'queued'");
+  if (!prepared) return tl::unexpected(prepared.error());
+  store::Statement* stmt = *prepared;
   if (auto st = stmt->bind_int64(1, now); !st) return st;
   if (auto st = stmt->bind_text(2, request_id); !st) return st;
   return run_to_done(*stmt);
@@ -134,11 +136,11 @@ Status mark_job_running(store::Database& db, std::string_view request_id, int64_
 
 Result<bool> finish_job_record(store::Database& db, std::string_view request_id, JobRecordState state,
                                std::string_view result_event, uint64_t cost_msat, int64_t now) {
-  auto stmt = db.prepare(
+  auto prepared = db.cached(
       "UPDATE jobs SET state = ?, result_event = ?, cost_msat = ?, updated_at = ? "
-      "WHERE request_id = ? AND state IN ('queued', 'running')",
-      true);
-  if (!stmt) return tl::unexpected(stmt.error());
+      "WHERE request_id = ? AND state IN ('queued', 'running')");
+  if (!prepared) return tl::unexpected(prepared.error());
+  store::Statement* stmt = *prepared;
   if (auto st = stmt->bind_text(1, to_string(state)); !st) return tl::unexpected(st.error());
   if (auto st = stmt->bind_text(2, result_event); !st) return tl::unexpected(st.error());
   if (auto st = stmt->bind_int64(3, as_int64(cost_msat)); !st) return tl::unexpected(st.error());
@@ -150,11 +152,11 @@ Result<bool> finish_job_record(store::Database& db, std::string_view request_id,
 
 Result<bool> record_receipt(store::Database& db, std::string_view consumer, std::string_view job_id,
                             uint32_t attempt, uint64_t cost_msat, int64_t now) {
-  auto stmt = db.prepare(
+  auto prepared = db.cached(
       "UPDATE jobs SET receipt_cost_msat = ?, updated_at = ? WHERE consumer = ? AND job_id = ? AND attempt = "
-      "?",
-      true);
-  if (!stmt) return tl::unexpected(stmt.error());
+      "?");
+  if (!prepared) return tl::unexpected(prepared.error());
+  store::Statement* stmt = *prepared;
   if (auto st = stmt->bind_int64(1, as_int64(cost_msat)); !st) return tl::unexpected(st.error());
   if (auto st = stmt->bind_int64(2, now); !st) return tl::unexpected(st.error());
   if (auto st = stmt->bind_text(3, consumer); !st) return tl::unexpected(st.error());
@@ -165,11 +167,11 @@ Result<bool> record_receipt(store::Database& db, std::string_view consumer, std:
 }
 
 Status save_last_seen(store::Database& db, int64_t created_at) {
-  auto stmt = db.prepare(
+  auto prepared = db.cached(
       "INSERT INTO node_state (name, value) VALUES ('last_seen', ?) "
-      "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-      true);
-  if (!stmt) return tl::unexpected(stmt.error());
+      "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)");
+  if (!prepared) return tl::unexpected(prepared.error());
+  store::Statement* stmt = *prepared;
   if (auto st = stmt->bind_int64(1, created_at); !st) return st;
   return run_to_done(*stmt);
 }
@@ -182,18 +184,21 @@ Result<JobRecordReader> JobRecordReader::open(const std::string& path) {
 
 Result<std::optional<JobRecord>> JobRecordReader::find(std::string_view request_id, std::string_view consumer,
                                                        std::string_view job_id, uint32_t attempt) {
-  auto stmt =
-      db_.prepare(std::string("SELECT ") + kColumns +
-                      " FROM jobs WHERE request_id = ? OR (consumer = ? AND job_id = ? AND attempt = ?) "
-                      "LIMIT 1",
-                  true);
-  if (!stmt) return tl::unexpected(stmt.error());
+  std::lock_guard lock(*find_mu_);
+  auto prepared =
+      db_.cached(std::string("SELECT ") + kColumns +
+                 " FROM jobs WHERE request_id = ? OR (consumer = ? AND job_id = ? AND attempt = ?) "
+                 "LIMIT 1");
+  if (!prepared) return tl::unexpected(prepared.error());
+  store::Statement* stmt = *prepared;
   if (auto st = bind_all(*stmt, {request_id, consumer, job_id}); !st) return tl::unexpected(st.error());
   if (auto st = stmt->bind_int64(4, attempt); !st) return tl::unexpected(st.error());
   auto step = stmt->step();
   if (!step) return tl::unexpected(step.error());
   if (*step == store::Statement::Step::kDone) return std::optional<JobRecord>();
   auto row = read_row(*stmt);
+  // A cached SELECT left on its row would hold its read snapshot, and keep checkpoints from finishing.
+  stmt->reset();
   if (!row) return tl::unexpected(row.error());
   return std::optional<JobRecord>(std::move(*row));
 }

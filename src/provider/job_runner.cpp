@@ -60,7 +60,7 @@ void NodeCore::accept(const std::shared_ptr<ActiveJob>& job, uint32_t queue_posi
   record.job_id = job->request.job_id;
   record.attempt = job->request.attempt;
   record.model = job->request.model;
-  record.state = JobRecordState::kQueued;
+  record.state = queue_position == 0 ? JobRecordState::kRunning : JobRecordState::kQueued;
   record.created_at = record.updated_at = now;
   std::weak_ptr<NodeCore> weak = weak_from_this();
   auto submitted = writer_->submit([record](store::Database& db) { return insert_job_record(db, record); },
@@ -180,15 +180,16 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
   if (!job.started) {
     job.started = true;
     job.started_at = SteadyClock::now();
-    // "running" is informational: its record write is not waited for (a restart treats queued and running
-    // alike), so the status goes out before the first progress.
+    // A job that waited in the queue starts now. "running" is informational: its record write is not
+    // waited for (a restart treats queued and running alike), so the status goes out before the first
+    // progress. A job that never queued was recorded and announced as running at its acceptance.
     if (!job.running_sent) {
       job.running_sent = true;
       send_status(job, protocol::JobStatusCode::kRunning);
+      (void)writer_->submit([request_id = job.request_id, now = clock_.now_unix()](
+                                store::Database& db) { return mark_job_running(db, request_id, now); },
+                            {});
     }
-    (void)writer_->submit([request_id = job.request_id, now = clock_.now_unix()](
-                              store::Database& db) { return mark_job_running(db, request_id, now); },
-                          {});
   }
   job.tokens = tokens;
   if (job.resume_skip > 0) {

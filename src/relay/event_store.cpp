@@ -286,11 +286,14 @@ Result<std::unique_ptr<EventStore>> EventStore::open(const EventStoreOptions& op
   }
   auto statements = WriterStatements::prepare(*db);
   if (!statements) return tl::unexpected(with_context(statements.error(), context));
+  auto commit_lock = std::make_unique<std::shared_mutex>();
   auto writer = std::make_unique<store::BatchWriter>(
       std::move(*db), store::BatchWriterOptions{.queue_capacity = options.writer_queue_capacity,
                                                 .max_batch = options.max_batch,
-                                                .checkpoint_pages = kCheckpointPages});
-  auto es = std::make_unique<EventStore>(Passkey{}, options.path, std::move(*statements), std::move(writer));
+                                                .checkpoint_pages = kCheckpointPages,
+                                                .commit_lock = commit_lock.get()});
+  auto es = std::make_unique<EventStore>(Passkey{}, options.path, std::move(commit_lock),
+                                         std::move(*statements), std::move(writer));
   // Open one reader now, so a problem with read connections shows at start-up rather than at a query.
   auto reader = es->acquire_reader();
   if (!reader) return tl::unexpected(with_context(reader.error(), context));
@@ -298,9 +301,13 @@ Result<std::unique_ptr<EventStore>> EventStore::open(const EventStoreOptions& op
   return es;
 }
 
-EventStore::EventStore(Passkey, std::string path, std::unique_ptr<WriterStatements> statements,
+EventStore::EventStore(Passkey, std::string path, std::unique_ptr<std::shared_mutex> commit_lock,
+                       std::unique_ptr<WriterStatements> statements,
                        std::unique_ptr<store::BatchWriter> writer)
-    : path_(std::move(path)), statements_(std::move(statements)), writer_(std::move(writer)) {}
+    : path_(std::move(path)),
+      commit_lock_(std::move(commit_lock)),
+      statements_(std::move(statements)),
+      writer_(std::move(writer)) {}
 
 EventStore::~EventStore() {
   close();
@@ -552,15 +559,49 @@ Status check_variable_count(const Database& db, const internal::SqlQuery& q) {
 
 }  // namespace
 
-Result<std::vector<std::string>> EventStore::query(std::span<const nostr::Filter> filters, int64_t now,
-                                                   size_t max_limit) {
+EventStore::Snapshot::Snapshot(EventStore& store, std::unique_ptr<ReadConnection> reader)
+    : store_(&store), reader_(std::move(reader)) {}
+
+EventStore::Snapshot::Snapshot(Snapshot&& other) noexcept
+    : store_(other.store_), reader_(std::move(other.reader_)) {}
+
+EventStore::Snapshot::~Snapshot() {
+  if (!reader_) return;
+  // A read transaction left open would pin its snapshot and stop WAL checkpoints.
+  if (reader_->db.in_transaction()) (void)reader_->db.exec("COMMIT");
+  store_->release_reader(std::move(reader_));
+}
+
+Result<EventStore::Snapshot> EventStore::snapshot(const std::function<void()>& while_pinned) {
   auto acquired = acquire_reader();
   if (!acquired) return tl::unexpected(acquired.error());
-  ReaderLease reader(*this, std::move(*acquired));
-  // Several filters read one snapshot, so a write landing between them cannot show half of itself.
-  if (filters.size() > 1) {
-    if (auto s = reader->db.exec("BEGIN"); !s) return tl::unexpected(s.error());
-  }
+  Snapshot snap(*this, std::move(*acquired));
+  Database& db = snap.reader_->db;
+  // BEGIN alone takes no snapshot; the first read does. Both happen under the commit lock, so no batch is
+  // between its COMMIT and the end of its callbacks meanwhile.
+  std::shared_lock lock(*commit_lock_);
+  if (auto s = db.exec("BEGIN"); !s) return tl::unexpected(s.error());
+  auto pin = snap.reader_->statement("SELECT 1 FROM events LIMIT 1");
+  if (!pin) return tl::unexpected(pin.error());
+  ResetOnExit reset(**pin);
+  if (auto row = has_row(**pin); !row) return tl::unexpected(row.error());
+  if (while_pinned) while_pinned();
+  return snap;
+}
+
+Result<std::vector<std::string>> EventStore::query(std::span<const nostr::Filter> filters, int64_t now,
+                                                   size_t max_limit) {
+  auto snap = snapshot();
+  if (!snap) return tl::unexpected(snap.error());
+  return query(*snap, filters, now, max_limit);
+}
+
+Result<std::vector<std::string>> EventStore::query(Snapshot& snapshot, std::span<const nostr::Filter> filters,
+                                                   int64_t now, size_t max_limit) {
+  // Every filter reads the one snapshot, so a write landing between them cannot show half of itself.
+  ReadConnection* reader = snapshot.reader_.get();
+  if (reader == nullptr)
+    return make_error(ErrorCode::kInvalidInput, "event store: query on a moved snapshot");
   struct Row {
     int64_t created_at;
     nostr::EventId id;

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -68,8 +69,8 @@ class EventStore {
   // is not a database, or its schema cannot be created; kUnsupported when a newer build wrote the file.
   static Result<std::unique_ptr<EventStore>> open(const EventStoreOptions& options);
 
-  EventStore(Passkey, std::string path, std::unique_ptr<WriterStatements> statements,
-             std::unique_ptr<store::BatchWriter> writer);
+  EventStore(Passkey, std::string path, std::unique_ptr<std::shared_mutex> commit_lock,
+             std::unique_ptr<WriterStatements> statements, std::unique_ptr<store::BatchWriter> writer);
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
   // Closes (see close()).
@@ -89,6 +90,29 @@ class EventStore {
   // add() and wait for the outcome. For tests and tools.
   Result<AddResult> add_and_wait(nostr::Event event);
 
+  // A pinned read snapshot of the committed events: a read connection held in an open read transaction
+  // until the Snapshot is destroyed (keep it short: an open snapshot holds WAL checkpoints back).
+  class Snapshot {
+   public:
+    Snapshot(Snapshot&& other) noexcept;
+    Snapshot& operator=(Snapshot&&) = delete;
+    ~Snapshot();
+
+   private:
+    friend class EventStore;
+    Snapshot(EventStore& store, std::unique_ptr<ReadConnection> reader);
+    EventStore* store_;
+    std::unique_ptr<ReadConnection> reader_;
+  };
+
+  // Pins a snapshot. `while_pinned` (may be empty) runs under the store's commit lock, which each batch of
+  // writes holds from its COMMIT until every add() callback of the batch has returned. So for each event an
+  // add() callback reports stored, either the snapshot holds it and the callback returned before
+  // while_pinned ran, or the snapshot lacks it and the callback runs after while_pinned returned. A relay
+  // registers a live subscription in while_pinned and then queries the snapshot: no event reaches the
+  // subscriber both stored and live, and none is missed. Errors: kIo.
+  Result<Snapshot> snapshot(const std::function<void()>& while_pinned = {});
+
   // The JSON text of the stored events that match any of the filters, newest first, ties by lowest id, with
   // no event twice. Each filter contributes at most min(its limit, max_limit) events (max_limit when it has
   // none). Events whose expiration is <= now are left out. Filters that cannot match (an empty list, limit 0,
@@ -96,6 +120,9 @@ class EventStore {
   // than SQLite can bind).
   Result<std::vector<std::string>> query(std::span<const nostr::Filter> filters, int64_t now,
                                          size_t max_limit);
+  // The same, read from a snapshot taken earlier by this store.
+  Result<std::vector<std::string>> query(Snapshot& snapshot, std::span<const nostr::Filter> filters,
+                                         int64_t now, size_t max_limit);
 
   // How many distinct stored events match any of the filters (NIP-45), ignoring limits and leaving out the
   // expired. Errors: as query().
@@ -119,8 +146,10 @@ class EventStore {
   void release_reader(std::unique_ptr<ReadConnection> reader);
 
   const std::string path_;
-  // Order matters for destruction: the writer (and its thread) goes first, then the statements it used.
-  std::unique_ptr<WriterStatements> statements_;  // used only on the writer thread
+  // Order matters for destruction: the writer (and its thread) goes first, then the statements and the
+  // lock it used.
+  std::unique_ptr<std::shared_mutex> commit_lock_;  // see snapshot()
+  std::unique_ptr<WriterStatements> statements_;    // used only on the writer thread
   std::unique_ptr<store::BatchWriter> writer_;
 
   std::mutex readers_mu_;

@@ -361,10 +361,20 @@ class Relay::Session final : public net::WebSocketHandler {
     if (auto it = subscriptions_.find(m.subscription_id); it != subscriptions_.end())
       it->second->store(false);
     auto live = std::make_shared<std::atomic<bool>>(true);
+    // The live subscription starts exactly where the stored events end: it is registered while the snapshot
+    // the query reads is pinned, under the store's commit lock. An event committed before is in the
+    // snapshot and was broadcast before the subscription existed; one committed after is not in it and is
+    // broadcast to the subscription. So no event arrives twice (stored and live), and none is missed.
+    auto snapshot =
+        relay_.store_.snapshot([&] { relay_.index_.subscribe(cid, m.subscription_id, m.filters); });
+    if (!snapshot) {
+      spdlog::error("relay: opening a read snapshot: {}", snapshot.error().to_string());
+      relay_.index_.unsubscribe(cid, m.subscription_id);  // the subscription this REQ would have replaced
+      subscriptions_.erase(m.subscription_id);
+      return send(closed_message(m.subscription_id, "error: could not query stored events"));
+    }
     subscriptions_[m.subscription_id] = live;
-    // Subscribe before querying, so an event stored while the query runs is delivered live rather than
-    // missed.
-    relay_.index_.subscribe(cid, m.subscription_id, m.filters);
+    auto pinned = std::make_shared<EventStore::Snapshot>(std::move(*snapshot));
     // Snapshot of this connection's read rights for the query thread (authentication may change later; a
     // later AUTH only widens what a new REQ may read).
     bool filter_kinds = !authenticated() && !relay_.options_.auth.read_kinds.empty();
@@ -372,14 +382,17 @@ class Relay::Session final : public net::WebSocketHandler {
     auto connection = connection_;
     auto pending = pending_queries_;
     pending->fetch_add(1);
-    bool posted = relay_.queries_->post([&relay, connection, pending, live, filter_kinds, cid,
+    bool posted = relay_.queries_->post([&relay, connection, pending, live, filter_kinds, cid, pinned,
                                          sub = m.subscription_id, filters = std::move(m.filters)] {
       // In progress until its last message is sent.
       struct Done {
         std::atomic<size_t>& n;
         ~Done() { n.fetch_sub(1); }
       } done{*pending};
-      auto stored = relay.store_.query(filters, relay.clock_.now_unix(), relay.options_.limits.max_limit);
+      auto stored =
+          relay.store_.query(*pinned, filters, relay.clock_.now_unix(), relay.options_.limits.max_limit);
+      // Released as soon as it is read: an open snapshot holds checkpoints back.
+      { auto released = std::move(*pinned); }
       if (!live->load()) return;
       if (!stored) {
         spdlog::error("relay: query failed: {}", stored.error().to_string());

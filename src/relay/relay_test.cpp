@@ -12,8 +12,10 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "core/encoding.hpp"
 #include "nostr/keys.hpp"
 
 namespace infernet::relay {
@@ -32,7 +34,8 @@ class GatedConnection final : public net::WebSocketConnection {
     if (text.starts_with("[\"EVENT\"")) {
       ++blocked_;
       cv_.notify_all();
-      cv_.wait(lock, [this] { return open_; });
+      cv_.wait(lock, [this] { return open_ || passes_ > 0; });
+      if (!open_) --passes_;
       --blocked_;
     }
     sent_.push_back(std::move(text));
@@ -47,6 +50,12 @@ class GatedConnection final : public net::WebSocketConnection {
   void open_gate() {
     std::lock_guard lock(mu_);
     open_ = true;
+    cv_.notify_all();
+  }
+  // Lets one EVENT message through the closed gate.
+  void pass_one() {
+    std::lock_guard lock(mu_);
+    ++passes_;
     cv_.notify_all();
   }
   // Waits until `n` sends are held at the gate.
@@ -78,6 +87,7 @@ class GatedConnection final : public net::WebSocketConnection {
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = false;
+  int passes_ = 0;
   int blocked_ = 0;
   std::vector<std::string> sent_;
   std::string address_ = "127.0.0.1";
@@ -198,6 +208,36 @@ TEST_F(RelayQueryTest, MultiLetterTagFiltersMatchNothingStoredOrLive) {
   // Events are broadcast in commit order, so once the marker has arrived the first event was matched too.
   ASSERT_TRUE(connection_->wait_for(R"(["EVENT","single")"));
   EXPECT_EQ(connection_->count(R"(["EVENT","multi")"), 0u);
+}
+
+TEST_F(RelayQueryTest, AnEventCommittedButNotYetBroadcastReachesANewSubscriptionOnce) {
+  start(1);
+  auto key = nostr::Keypair::generate();
+  auto event_with_tag = [&](const std::string& t) {
+    return nostr::sign_event({clock_.now_unix(), 1, {{"t", t}}, "about " + t}, key);
+  };
+  ASSERT_TRUE(deliver(R"(["REQ","live",{"#t":["block","first"]}])"));
+  ASSERT_TRUE(connection_->wait_for(R"(["EOSE","live"])"));
+  // The writer's callbacks for `block` stall on the gate, so `first` and `second` queue up behind it and are
+  // then committed together in one batch.
+  ASSERT_TRUE(deliver("[\"EVENT\"," + nostr::to_json(event_with_tag("block")) + "]"));
+  ASSERT_TRUE(connection_->wait_blocked(1));
+  const auto second = event_with_tag("second");
+  ASSERT_TRUE(deliver("[\"EVENT\"," + nostr::to_json(event_with_tag("first")) + "]"));
+  ASSERT_TRUE(deliver("[\"EVENT\"," + nostr::to_json(second) + "]"));
+  connection_->pass_one();
+  // Now the batch holding both is committed and its callbacks stall broadcasting `first`: `second` is
+  // stored but not yet broadcast when a new subscription asks for it.
+  ASSERT_TRUE(connection_->wait_blocked(1));
+  auto req =
+      std::async(std::launch::async, [&] { handler_->on_text(R"(["REQ","late",{"#t":["second"]}])"); });
+  std::this_thread::sleep_for(200ms);  // as far as the REQ gets while the batch's callbacks are stalled
+  connection_->open_gate();
+  req.wait();
+  ASSERT_TRUE(connection_->wait_for(R"(["EOSE","late"])"));
+  ASSERT_TRUE(connection_->wait_for(R"(["OK",")" + hex_encode(second.id)));
+  std::this_thread::sleep_for(100ms);  // time for a second copy to show
+  EXPECT_EQ(connection_->count(R"(["EVENT","late")"), 1u);
 }
 
 TEST_F(RelayQueryTest, StopAnswersLaterQueriesWithClosed) {

@@ -1,5 +1,7 @@
 #include "store/batch_writer.hpp"
 
+#include <algorithm>
+
 #include <pthread.h>
 #include <sqlite3.h>
 
@@ -56,8 +58,12 @@ void guarded_finish(WriteJob& job, const Status& outcome) {
 }  // namespace
 
 BatchWriter::BatchWriter(Database db, const BatchWriterOptions& options)
-    : options_{options.queue_capacity, options.max_batch == 0 ? 1 : options.max_batch,
-               options.checkpoint_pages},
+    : options_{options.queue_capacity,
+               options.max_batch == 0 ? 1 : options.max_batch,
+               options.checkpoint_pages,
+               options.group_wait,
+               std::clamp<size_t>(options.group_jobs, 1, options.max_batch == 0 ? 1 : options.max_batch),
+               options.commit_lock},
       db_(std::move(db)) {
   start_checkpointer();
   thread_ = std::thread([this] {
@@ -151,6 +157,8 @@ Status BatchWriter::submit(std::unique_ptr<WriteJob> job) {
                                                        std::to_string(options_.queue_capacity) + " jobs)");
     }
     queue_.push_back(std::move(job));
+    // While the writer gathers a group, a wake-up per job would cost more than the group saves.
+    if (gathering_ && queue_.size() < options_.group_jobs) return {};
   }
   wake_.notify_one();
   return {};
@@ -193,6 +201,13 @@ void BatchWriter::writer_loop() {
       std::unique_lock lock(mu_);
       wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty()) return;  // stopping, and everything queued has been written
+      if (options_.group_wait.count() > 0 && last_batch_size_ >= 2 && queue_.size() < options_.group_jobs &&
+          !stopping_) {
+        gathering_ = true;
+        wake_.wait_for(lock, options_.group_wait,
+                       [this] { return queue_.size() >= options_.group_jobs || stopping_; });
+        gathering_ = false;
+      }
       // Whatever piled up while the previous batch committed goes into this one: under load batches grow
       // by themselves, and a lone job is not held back waiting for company.
       while (!queue_.empty() && batch.size() < options_.max_batch) {
@@ -200,6 +215,8 @@ void BatchWriter::writer_loop() {
         queue_.pop_front();
       }
     }
+    last_batch_size_ = batch.size();
+    ++batches_;
     run_batch(batch);
     batch.clear();
   }
@@ -214,6 +231,7 @@ void BatchWriter::run_batch(std::vector<std::unique_ptr<WriteJob>>& batch) {
     }
   };
   size_t failures = 0;
+  std::unique_lock<std::shared_mutex> commit_guard;  // held from COMMIT through the callbacks, when asked
   for (;;) {
     auto tx = Transaction::begin(db_);
     if (!tx) {
@@ -240,6 +258,7 @@ void BatchWriter::run_batch(std::vector<std::unique_ptr<WriteJob>>& batch) {
       }
       continue;
     }
+    if (options_.commit_lock != nullptr) commit_guard = std::unique_lock(*options_.commit_lock);
     Status committed = tx->commit();
     if (!committed) spdlog::error("database writer: commit failed: {}", committed.error().to_string());
     settle_open(committed);
@@ -247,6 +266,7 @@ void BatchWriter::run_batch(std::vector<std::unique_ptr<WriteJob>>& batch) {
   }
   for (size_t i = 0; i < batch.size(); ++i)
     guarded_finish(*batch[i], *outcome[i]);
+  if (commit_guard.owns_lock()) commit_guard.unlock();
   after_commit();
 }
 

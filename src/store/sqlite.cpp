@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace infernet::store {
@@ -164,6 +165,29 @@ Status Database::exec(std::string_view sql) {
   std::string detail = message != nullptr ? message : sqlite3_errstr(rc);
   sqlite3_free(message);
   return tl::unexpected(sqlite_error(sqlite3_extended_errcode(db_.get()), detail, "exec"));
+}
+
+struct Database::StatementCache {
+  std::unordered_map<std::string, Statement> by_sql;
+};
+
+Database::Database(sqlite3* db) : db_(db), cache_(std::make_unique<StatementCache>()) {}
+Database::Database(Database&&) noexcept = default;
+Database& Database::operator=(Database&&) noexcept = default;
+Database::~Database() = default;
+
+Result<Statement*> Database::cached(std::string_view sql) {
+  auto& map = cache_->by_sql;
+  if (auto it = map.find(std::string(sql)); it != map.end()) {
+    it->second.reset();
+    return &it->second;
+  }
+  auto stmt = prepare(sql, true);
+  if (!stmt) return tl::unexpected(stmt.error());
+  // A full cache starts over rather than tracking use: callers run a handful of fixed statements, so a
+  // full cache means SQL text built from data, which a cache could not help anyway.
+  if (map.size() >= kStatementCacheSize) map.clear();
+  return &map.emplace(std::string(sql), std::move(*stmt)).first->second;
 }
 
 Result<Statement> Database::prepare(std::string_view sql, bool persistent) {

@@ -98,11 +98,11 @@ class Database {
   // Errors: kIo ("sqlite: unable to open database file", "sqlite: file is not a database", busy).
   static Result<Database> open(const std::string& path, const DatabaseOptions& options = {});
 
-  Database(Database&&) noexcept = default;
-  Database& operator=(Database&&) noexcept = default;
+  Database(Database&&) noexcept;
+  Database& operator=(Database&&) noexcept;
   // Closes the connection. Statements that outlive it keep the connection alive until they are finalized
   // (sqlite3_close_v2), so destruction order is not a correctness issue, only a resource one.
-  ~Database() = default;
+  ~Database();
 
   // Runs one or more ';'-separated statements that return no rows of interest. Errors: kIo.
   Status exec(std::string_view sql);
@@ -110,6 +110,14 @@ class Database {
   // Compiles one statement. `persistent` hints that it will be reused many times (kept for a connection's
   // lifetime). Errors: kIo naming the SQL problem ("sqlite: no such table: x").
   Result<Statement> prepare(std::string_view sql, bool persistent = false);
+
+  // The statement for `sql` from this connection's cache, compiled on first use and reset (bindings
+  // cleared) on every later one: for statements a connection runs over and over, where compiling each time
+  // would cost more than running. The pointer stays valid until the next cached() call that compiles a
+  // new statement into a full cache (kStatementCacheSize), so callers use it at once and do not keep it.
+  // Errors: as prepare().
+  Result<Statement*> cached(std::string_view sql);
+  static constexpr size_t kStatementCacheSize = 64;
 
   int64_t last_insert_rowid() const;
   // Rows changed by the most recent INSERT, UPDATE or DELETE.
@@ -134,9 +142,11 @@ class Database {
   struct Closer {
     void operator()(sqlite3* db) const;
   };
-  explicit Database(sqlite3* db) : db_(db) {}
+  struct StatementCache;
+  explicit Database(sqlite3* db);
 
   std::unique_ptr<sqlite3, Closer> db_;
+  std::unique_ptr<StatementCache> cache_;  // declared last: its statements are finalized before the close
 };
 
 // An IMMEDIATE transaction: it takes the write lock at BEGIN, so a busy database is reported up front rather

@@ -107,6 +107,38 @@ TEST(Sqlite, StatementIsReusableAfterResetAndAfterAnError) {
   EXPECT_EQ(count_rows(*db, "t"), 2);
 }
 
+TEST(Sqlite, CachedStatementsAreCompiledOnceAndResetForEachUse) {
+  auto db = Database::open(":memory:");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)"));
+  auto first = db->cached("INSERT INTO t VALUES (?, ?)");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE((*first)->bind_int64(1, 1));
+  ASSERT_TRUE((*first)->bind_text(2, "one"));
+  ASSERT_TRUE((*first)->step());
+  // The same statement again, reset and with its bindings cleared: v is NULL unless bound anew.
+  auto again = db->cached("INSERT INTO t VALUES (?, ?)");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *first);
+  ASSERT_TRUE((*again)->bind_int64(1, 2));
+  ASSERT_TRUE((*again)->step());
+  auto select = db->cached("SELECT count(*), count(v) FROM t");
+  ASSERT_TRUE(select);
+  ASSERT_TRUE((*select)->step());
+  EXPECT_EQ((*select)->column_int64(0), 2);
+  EXPECT_EQ((*select)->column_int64(1), 1);
+  // A full cache starts over; statements compiled afterwards still work.
+  for (size_t i = 0; i <= Database::kStatementCacheSize; ++i) {
+    auto s = db->cached("SELECT " + std::to_string(i));
+    ASSERT_TRUE(s);
+    ASSERT_TRUE((*s)->step());
+    EXPECT_EQ((*s)->column_int64(0), static_cast<int64_t>(i));
+  }
+  auto bad = db->cached("SELECT * FROM missing_table");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("no such table: missing_table"), std::string::npos);
+}
+
 TEST(Sqlite, PrepareErrorNamesTheProblem) {
   auto db = Database::open(":memory:");
   ASSERT_TRUE(db);

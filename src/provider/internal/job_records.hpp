@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -70,6 +72,7 @@ class JobRecordReader {
   static Result<JobRecordReader> open(const std::string& path);
 
   // The job whose request is `request_id`, or else the one with the same consumer, job id and attempt.
+  // Safe to call from several threads (requests from several relays arrive on several strands).
   Result<std::optional<JobRecord>> find(std::string_view request_id, std::string_view consumer,
                                         std::string_view job_id, uint32_t attempt);
   // Jobs left queued or running, oldest first.
@@ -78,8 +81,10 @@ class JobRecordReader {
   Result<int64_t> last_seen();
 
  private:
-  explicit JobRecordReader(store::Database db) : db_(std::move(db)) {}
+  explicit JobRecordReader(store::Database db)
+      : db_(std::move(db)), find_mu_(std::make_unique<std::mutex>()) {}
   store::Database db_;
+  std::unique_ptr<std::mutex> find_mu_;  // guards find()'s cached statement; a pointer keeps this movable
 };
 
 }  // namespace infernet::provider::internal
