@@ -1,7 +1,5 @@
 #include "store/batch_writer.hpp"
 
-#include <algorithm>
-
 #include <pthread.h>
 #include <sqlite3.h>
 
@@ -58,12 +56,8 @@ void guarded_finish(WriteJob& job, const Status& outcome) {
 }  // namespace
 
 BatchWriter::BatchWriter(Database db, const BatchWriterOptions& options)
-    : options_{options.queue_capacity,
-               options.max_batch == 0 ? 1 : options.max_batch,
-               options.checkpoint_pages,
-               options.group_wait,
-               std::clamp<size_t>(options.group_jobs, 1, options.max_batch == 0 ? 1 : options.max_batch),
-               options.commit_lock},
+    : options_{options.queue_capacity, options.max_batch == 0 ? 1 : options.max_batch,
+               options.checkpoint_pages, options.commit_lock},
       db_(std::move(db)) {
   start_checkpointer();
   thread_ = std::thread([this] {
@@ -157,8 +151,6 @@ Status BatchWriter::submit(std::unique_ptr<WriteJob> job) {
                                                        std::to_string(options_.queue_capacity) + " jobs)");
     }
     queue_.push_back(std::move(job));
-    // While the writer gathers a group, a wake-up per job would cost more than the group saves.
-    if (gathering_ && queue_.size() < options_.group_jobs) return {};
   }
   wake_.notify_one();
   return {};
@@ -201,13 +193,6 @@ void BatchWriter::writer_loop() {
       std::unique_lock lock(mu_);
       wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty()) return;  // stopping, and everything queued has been written
-      if (options_.group_wait.count() > 0 && last_batch_size_ >= 2 && queue_.size() < options_.group_jobs &&
-          !stopping_) {
-        gathering_ = true;
-        wake_.wait_for(lock, options_.group_wait,
-                       [this] { return queue_.size() >= options_.group_jobs || stopping_; });
-        gathering_ = false;
-      }
       // Whatever piled up while the previous batch committed goes into this one: under load batches grow
       // by themselves, and a lone job is not held back waiting for company.
       while (!queue_.empty() && batch.size() < options_.max_batch) {
@@ -215,7 +200,6 @@ void BatchWriter::writer_loop() {
         queue_.pop_front();
       }
     }
-    last_batch_size_ = batch.size();
     ++batches_;
     run_batch(batch);
     batch.clear();

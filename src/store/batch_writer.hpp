@@ -61,13 +61,6 @@ struct BatchWriterOptions {
   // once between two batches. 0 leaves checkpoints to SQLite, in the writer thread. Ignored for databases
   // that are not files in WAL mode.
   int checkpoint_pages = 1000;
-  // Group commit. A commit costs about the same for one job as for fifty (the same index pages go to the
-  // log), so under load it pays to gather: when the previous batch held at least two jobs (writes are coming
-  // faster than one commit takes) and fewer than `group_jobs` are queued, the writer waits up to
-  // `group_wait` for more before it begins. A lone write after a quiet spell is never held back. 0 turns it
-  // off.
-  std::chrono::microseconds group_wait{500};
-  size_t group_jobs = 64;
   // When set, the writer holds it exclusively from each batch's COMMIT until every job of the batch has
   // been told its outcome. A reader that takes it shared while it opens a read snapshot sees each batch's
   // commit and callbacks as one step: either both happened before, or neither (see relay::EventStore).
@@ -135,8 +128,6 @@ class BatchWriter {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<WriteJob>> queue_;  // guarded by mu_
   bool stopping_ = false;                        // guarded by mu_
-  bool gathering_ = false;  // guarded by mu_: the writer waits for a group; submit() wakes it only when full
-  size_t last_batch_size_ = 0;  // writer thread only
 
   std::mutex stop_mu_;  // serializes stop() so two callers do not both join
   std::thread thread_;

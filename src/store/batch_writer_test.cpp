@@ -99,58 +99,6 @@ TEST_F(BatchWriterTest, QueuedJobsShareOneTransaction) {
   EXPECT_EQ(visible_at_callback.front(), kJobs);
 }
 
-TEST_F(BatchWriterTest, GroupCommitGathersWritesThatArriveWhileBusy) {
-  auto writer = start({.group_wait = std::chrono::seconds(2), .group_jobs = 16});
-  // Busy: jobs pile up behind a gate, so the next batch holds several.
-  Gate gate;
-  ASSERT_TRUE(writer->submit(gate.job(), nullptr));
-  gate.entered.get_future().wait();
-  std::atomic<int> done{0};
-  auto count = [&](const Status& s) {
-    EXPECT_TRUE(s);
-    ++done;
-  };
-  for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(writer->submit(insert_row(i), count));
-  gate.release.set_value();
-  while (done.load() < 3)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const size_t before = writer->batches();
-  // Writes trickling in one by one now go out together: sixteen of them in one transaction.
-  for (int i = 0; i < 16; ++i) {
-    ASSERT_TRUE(writer->submit(insert_row(100 + i), count));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  while (done.load() < 19)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_EQ(writer->batches() - before, 1u);
-  EXPECT_EQ(committed_rows(), 19);
-}
-
-TEST_F(BatchWriterTest, ALoneWriteIsNotHeldBackAndStopEndsAGathering) {
-  // A group wait far longer than the test: were the lone writes held for it, the test would time out.
-  auto writer = start({.group_wait = std::chrono::seconds(600), .group_jobs = 16});
-  for (int i = 0; i < 3; ++i) {
-    std::promise<void> committed;
-    ASSERT_TRUE(writer->submit(insert_row(i), [&](const Status&) { committed.set_value(); }));
-    EXPECT_EQ(committed.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  }
-  // After a batch of several the writer gathers; stop() ends the wait and the job still commits.
-  Gate gate;
-  ASSERT_TRUE(writer->submit(gate.job(), nullptr));
-  gate.entered.get_future().wait();
-  ASSERT_TRUE(writer->submit(insert_row(10), nullptr));
-  ASSERT_TRUE(writer->submit(insert_row(11), nullptr));
-  gate.release.set_value();
-  while (committed_rows() < 5)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_TRUE(writer->submit(insert_row(12), nullptr));
-  const auto t0 = std::chrono::steady_clock::now();
-  writer->stop();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
-  EXPECT_EQ(committed_rows(), 6);
-}
-
 TEST_F(BatchWriterTest, MaxBatchSplitsTheQueue) {
   auto writer = start({.max_batch = 10});
   Gate gate;
