@@ -6,6 +6,7 @@
 //                      one job at a time so that queueing behind other jobs is not counted;
 //   total p50/p99      from submit() to "completed", the same way.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   const size_t jobs = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 2000;
   const size_t window = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 200;
   const size_t expected_providers = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 10;
+  constexpr size_t kSubmitters = 4;
 
   // Logs go to stderr; stdout carries only the result.
   (void)init_logging("warn");
@@ -99,8 +101,10 @@ int main(int argc, char** argv) {
     double seconds = 0;
     std::vector<double> dispatch_ms, total_ms;
   };
-  // Submits `count` jobs keeping at most `window` unfinished, and waits for all of them.
-  auto run_phase = [&node](size_t count, size_t window, const std::string& tag) -> Phase {
+  // Submits `count` jobs from `submitters` threads (as concurrent API clients would: submit() returns once
+  // the job is stored, so one thread alone would be capped by the database's commit latency), keeping at most
+  // `window` unfinished, and waits for all of them.
+  auto run_phase = [&node](size_t count, size_t window, size_t submitters, const std::string& tag) -> Phase {
     // Shared with the watch callbacks, which may outlive this call by a moment.
     struct Shared {
       std::mutex mu;
@@ -110,49 +114,62 @@ int main(int argc, char** argv) {
       SteadyClock::time_point last_done;
     };
     auto sh = std::make_shared<Shared>();
+    std::mutex handles_mu;
     std::vector<uint64_t> handles;
+    std::atomic<size_t> next{0};
     const auto start = SteadyClock::now();
-    for (size_t i = 0; i < count; ++i) {
-      {
-        std::unique_lock lock(sh->mu);
-        sh->cv.wait(lock, [&] { return sh->in_flight < window; });
-        ++sh->in_flight;
-      }
-      consumer::JobSpec spec;
-      spec.model = "fake-echo";
-      spec.prompt = tag + " job " + std::to_string(i);
-      spec.max_tokens = 4;
-      const auto submitted = SteadyClock::now();
-      auto job = node.submit(spec);
-      if (!job) {
-        std::fprintf(stderr, "jobs_bench: submit: %s\n", job.error().to_string().c_str());
-        std::exit(1);
-      }
-      auto ran = std::make_shared<bool>(false);
-      auto watched = node.watch(job->id, 0, [sh, submitted, ran](const consumer::JobEvent& e) {
-        std::string state = state_of(e);
-        if (state.empty()) return;
-        auto now = SteadyClock::now();
-        std::lock_guard lock(sh->mu);
-        if (state == "running" && !*ran) {
-          *ran = true;
-          sh->phase.dispatch_ms.push_back(std::chrono::duration<double, std::milli>(now - submitted).count());
+    auto submit_loop = [&] {
+      for (size_t i = next++; i < count; i = next++) {
+        {
+          std::unique_lock lock(sh->mu);
+          sh->cv.wait(lock, [&] { return sh->in_flight < window; });
+          ++sh->in_flight;
         }
-        auto parsed = consumer::parse_job_state(state);
-        if (!parsed || !consumer::is_final(*parsed)) return;
-        if (*parsed == consumer::JobState::kCompleted) {
-          sh->phase.total_ms.push_back(std::chrono::duration<double, std::milli>(now - submitted).count());
-          ++sh->phase.completed;
-        } else {
-          ++sh->phase.failed;
+        consumer::JobSpec spec;
+        spec.model = "fake-echo";
+        spec.prompt = tag + " job " + std::to_string(i);
+        spec.max_tokens = 4;
+        const auto submitted = SteadyClock::now();
+        auto job = node.submit(spec);
+        if (!job) {
+          std::fprintf(stderr, "jobs_bench: submit: %s\n", job.error().to_string().c_str());
+          std::exit(1);
         }
-        ++sh->finished;
-        --sh->in_flight;
-        sh->last_done = now;
-        sh->cv.notify_all();
-      });
-      if (watched) handles.push_back(*watched);
-    }
+        auto ran = std::make_shared<bool>(false);
+        auto watched = node.watch(job->id, 0, [sh, submitted, ran](const consumer::JobEvent& e) {
+          std::string state = state_of(e);
+          if (state.empty()) return;
+          auto now = SteadyClock::now();
+          std::lock_guard lock(sh->mu);
+          if (state == "running" && !*ran) {
+            *ran = true;
+            sh->phase.dispatch_ms.push_back(
+                std::chrono::duration<double, std::milli>(now - submitted).count());
+          }
+          auto parsed = consumer::parse_job_state(state);
+          if (!parsed || !consumer::is_final(*parsed)) return;
+          if (*parsed == consumer::JobState::kCompleted) {
+            sh->phase.total_ms.push_back(std::chrono::duration<double, std::milli>(now - submitted).count());
+            ++sh->phase.completed;
+          } else {
+            ++sh->phase.failed;
+          }
+          ++sh->finished;
+          --sh->in_flight;
+          sh->last_done = now;
+          sh->cv.notify_all();
+        });
+        if (watched) {
+          std::lock_guard lock(handles_mu);
+          handles.push_back(*watched);
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < submitters; ++t)
+      threads.emplace_back(submit_loop);
+    for (auto& t : threads)
+      t.join();
     {
       std::unique_lock lock(sh->mu);
       sh->cv.wait_for(lock, std::chrono::seconds(300), [&] { return sh->finished == count; });
@@ -165,8 +182,8 @@ int main(int argc, char** argv) {
   };
 
   // Latency first, one job at a time, so queueing behind other jobs does not count; then throughput.
-  Phase latency = run_phase(std::min<size_t>(jobs, 200), 1, "latency");
-  Phase load = run_phase(jobs, window, "load");
+  Phase latency = run_phase(std::min<size_t>(jobs, 200), 1, 1, "latency");
+  Phase load = run_phase(jobs, window, kSubmitters, "load");
   node.stop();
   pool.stop();
   io.stop();

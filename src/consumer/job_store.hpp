@@ -143,6 +143,7 @@ class JobStore {
   Result<std::vector<StoredProvider>> providers();
   // Ids (hex) of handled events whose created_at >= since.
   Result<std::vector<std::string>> seen_since(int64_t since);
+  // Reads the whole (pruned) table: for tests and tools, not for a hot path.
   Result<bool> was_seen(const std::string& event_id);
 
   // Writes everything queued, then refuses writes (kIo). Reads keep working. Idempotent.

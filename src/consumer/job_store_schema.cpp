@@ -6,7 +6,7 @@
 namespace infernet::consumer::internal {
 
 std::span<const std::string_view> job_store_schema() {
-  static constexpr std::array<std::string_view, 1> kSteps = {
+  static constexpr std::array<std::string_view, 2> kSteps = {
       // Version 1.
       // jobs: one row per job. The spec is kept whole as JSON (it is only ever read back whole); the model
       // is a column of its own because lists filter on it. client_request_id is NULL when the client gave
@@ -95,6 +95,20 @@ CREATE TABLE seen_events (
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX seen_events_created ON seen_events (created_at);
+)sql",
+      // Version 2.
+      // seen_events keyed by (created_at, id): rows arrive roughly in time order and are read (at restart)
+      // and pruned by time, so inserts land at the end of one B-tree instead of at a random page of the id
+      // key plus the end of a second index. Nothing looks rows up by id alone.
+      R"sql(
+CREATE TABLE seen_events_by_time (
+  created_at INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  PRIMARY KEY (created_at, id)
+) WITHOUT ROWID;
+INSERT INTO seen_events_by_time (created_at, id) SELECT created_at, id FROM seen_events;
+DROP TABLE seen_events;
+ALTER TABLE seen_events_by_time RENAME TO seen_events;
 )sql",
   };
   return kSteps;

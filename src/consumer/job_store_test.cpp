@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "consumer/job_store_schema.hpp"
 #include "store/sqlite.hpp"
 
 namespace infernet::consumer {
@@ -77,7 +78,7 @@ TEST_F(JobStoreTest, CreatesTheSchemaOnAFreshFile) {
   auto version = db->prepare("PRAGMA user_version");
   ASSERT_TRUE(version);
   ASSERT_EQ(*version->step(), store::Statement::Step::kRow);
-  EXPECT_EQ(version->column_int64(0), 1);
+  EXPECT_EQ(version->column_int64(0), 2);
   for (const char* table :
        {"jobs", "job_events", "results", "providers", "receipts", "seen_events", "attempts"}) {
     auto stmt = db->prepare(std::string("SELECT count(*) FROM ") + table);
@@ -87,6 +88,23 @@ TEST_F(JobStoreTest, CreatesTheSchemaOnAFreshFile) {
   ASSERT_TRUE(mode);
   ASSERT_EQ(*mode->step(), store::Statement::Step::kRow);
   EXPECT_EQ(mode->column_text(0), "wal");
+}
+
+TEST_F(JobStoreTest, AVersionOneFileKeepsItsSeenEventsThroughTheMigration) {
+  store_.reset();
+  fs::remove(path());
+  {
+    auto db = store::Database::open(path());
+    ASSERT_TRUE(db) << db.error().to_string();
+    ASSERT_TRUE(store::migrate(*db, internal::job_store_schema().first(1)));
+    ASSERT_TRUE(db->exec("INSERT INTO seen_events (id, created_at) VALUES ('aa', 100), ('bb', 200)"));
+  }
+  auto reopened = JobStore::open(path());
+  ASSERT_TRUE(reopened) << reopened.error().to_string();
+  auto seen = (*reopened)->seen_since(150);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(*seen, std::vector<std::string>{"bb"});
+  EXPECT_TRUE(*(*reopened)->was_seen("aa"));
 }
 
 TEST_F(JobStoreTest, RefusesAnInMemoryPath) {
