@@ -23,7 +23,7 @@ constexpr size_t kSeenCapacity = 200'000;
 // last changed, so that messages sent while it was down, or just before, arrive.
 constexpr int64_t kResubscribeMarginSeconds = 60;
 // A message every relay refused as rate-limited is sent again after this, doubling each time.
-constexpr auto kRetryBackoff = std::chrono::milliseconds(200);
+// Publishing an event relays refuse as rate-limited is tried this often in all (backoff in RelayPool).
 constexpr int kMaxPublishTries = 6;
 // Replay-protection ids are kept this long in the database.
 constexpr int64_t kSeenRetentionSeconds = 7 * 24 * 3600;
@@ -526,41 +526,19 @@ void NodeCore::publish_after_commit(std::vector<nostr::Event> events, const std:
   });
 }
 
-void NodeCore::publish(const nostr::Event& event, int tries) {
-  std::weak_ptr<NodeCore> weak = weak_from_this();
-  pool_.publish(event, [weak, event, tries](const std::vector<relay::PublishOutcome>& outcomes) {
-    if (std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.accepted; })) return;
-    const bool limited = std::any_of(outcomes.begin(), outcomes.end(),
-                                     [](const auto& o) { return o.message.starts_with("rate-limited"); });
-    if (limited && tries + 1 < kMaxPublishTries) {
-      if (auto self = weak.lock()) {
-        std::lock_guard lock(self->retry_mu_);
-        self->retries_.push_back({SteadyClock::now() + kRetryBackoff * (1 << tries), event, tries + 1});
-        return;
-      }
-    }
-    spdlog::warn("consumer: no relay accepted event {} (kind {}): {}", hex_encode(event.id), event.kind,
-                 outcomes.empty() ? "no relays" : outcomes.front().message);
-  });
+void NodeCore::publish(const nostr::Event& event) {
+  pool_.publish_retrying(
+      event, kMaxPublishTries, [event](const std::vector<relay::PublishOutcome>& outcomes) {
+        if (std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.accepted; })) return;
+        spdlog::warn("consumer: no relay accepted event {} (kind {}): {}", hex_encode(event.id), event.kind,
+                     outcomes.empty() ? "no relays" : outcomes.front().message);
+      });
 }
 
 void NodeCore::prune_seen_events() {
   if (auto st = store_->prune_seen(clock_.now_unix() - kSeenRetentionSeconds); !st) {
     spdlog::warn("consumer: pruning handled event ids: {}", st.error().message);
   }
-}
-
-void NodeCore::publish_due_retries() {
-  std::vector<Retry> due;
-  {
-    std::lock_guard lock(retry_mu_);
-    const auto now = SteadyClock::now();
-    auto split = std::partition(retries_.begin(), retries_.end(), [&](const Retry& r) { return r.at > now; });
-    std::move(split, retries_.end(), std::back_inserter(due));
-    retries_.erase(split, retries_.end());
-  }
-  for (const auto& r : due)
-    publish(r.event, r.tries);
 }
 
 }  // namespace internal

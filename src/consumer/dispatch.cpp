@@ -278,7 +278,6 @@ void NodeCore::timer_loop() {
       std::lock_guard node_lock(mu_);
       check_timers();
     }
-    publish_due_retries();
     if (SteadyClock::now() - last_prune > kPruneInterval) {
       prune_seen_events();
       last_prune = SteadyClock::now();

@@ -21,6 +21,8 @@ using namespace std::chrono_literals;
 
 constexpr size_t kInboxCapacity = 16384;
 constexpr auto kMinAnnounceInterval = 1s;
+// Publishing an event relays refuse as rate-limited is tried this often in all (backoff in RelayPool).
+constexpr int kMaxPublishTries = 6;
 constexpr int64_t kOfferLifetimeSeconds = 30;
 // A first start reads a day of history addressed to us; later starts resume a minute before the newest
 // message handled (relays' clocks and orderings differ), and the record keeps the replay from running twice.
@@ -547,13 +549,15 @@ Status NodeCore::recover_unfinished() {
 // ---- Shared ----
 
 void NodeCore::publish(const nostr::Event& event, const char* what) {
-  pool_.publish(event, [id = hex_encode(event.id), what](const std::vector<relay::PublishOutcome>& outcomes) {
-    for (const auto& o : outcomes) {
-      if (o.accepted) return;
-    }
-    spdlog::warn("provider: no relay accepted the {} {}{}", what, id,
-                 outcomes.empty() ? "" : ": " + outcomes.front().message);
-  });
+  pool_.publish_retrying(
+      event, kMaxPublishTries,
+      [id = hex_encode(event.id), what](const std::vector<relay::PublishOutcome>& outcomes) {
+        for (const auto& o : outcomes) {
+          if (o.accepted) return;
+        }
+        spdlog::warn("provider: no relay accepted the {} {}{}", what, id,
+                     outcomes.empty() ? "" : ": " + outcomes.front().message);
+      });
 }
 
 }  // namespace internal

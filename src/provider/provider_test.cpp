@@ -76,7 +76,7 @@ class ProviderTest : public ::testing::Test {
     auto store = relay::EventStore::open({.path = (dir_ / "relay.db").string()});
     ASSERT_TRUE(store) << store.error().to_string();
     store_ = std::move(*store);
-    relay_ = std::make_unique<relay::Relay>(relay::RelayOptions{}, *store_, clock_);
+    relay_ = std::make_unique<relay::Relay>(relay_options(), *store_, clock_);
     net::ServerHandlers handlers;
     relay::Relay* r = relay_.get();
     handlers.websocket = [r](std::shared_ptr<net::WebSocketConnection> c, const net::HttpRequest& req) {
@@ -110,6 +110,8 @@ class ProviderTest : public ::testing::Test {
     store_->close();
     fs::remove_all(dir_);
   }
+
+  virtual relay::RelayOptions relay_options() const { return {}; }
 
   std::unique_ptr<relay::RelayPool> make_pool(const nostr::Keypair& keys) {
     relay::RelayPoolOptions o;
@@ -388,6 +390,30 @@ TEST_F(ProviderTest, RejectsAPassedDeadline) {
   auto status = wait_status("late", protocol::JobStatusCode::kRejected);
   ASSERT_TRUE(status);
   EXPECT_EQ(status->reason_code, "deadline");
+}
+
+// A relay taking 5 events a second from a connection (bursts of 10).
+class RateLimitedRelayProviderTest : public ProviderTest {
+ protected:
+  relay::RelayOptions relay_options() const override {
+    relay::RelayOptions o;
+    o.limits.max_events_per_second = 5;
+    return o;
+  }
+};
+
+TEST_F(RateLimitedRelayProviderTest, StatusesAndResultsTheRelayRefusesAsRateLimitedAreSentAgain) {
+  options_.slots = 4;
+  options_.queue = 8;
+  listen();
+  start_provider();
+  // Eight jobs make seventeen events from the provider (its announcement, then running and a result each):
+  // more than the relay's burst, so some are refused at first and must be sent again.
+  constexpr int kJobs = 8;
+  for (int i = 0; i < kJobs; ++i)
+    send(request("limited-" + std::to_string(i), "w x", 2));
+  ASSERT_TRUE(inbox_->wait([&] { return inbox_->all<protocol::JobResult>().size() == kJobs; }, 20s))
+      << inbox_->all<protocol::JobResult>().size() << " results arrived";
 }
 
 TEST_F(ProviderTest, RejectsBusyWhenSlotsAndQueueAreFull) {

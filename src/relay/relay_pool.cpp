@@ -20,6 +20,9 @@ namespace infernet::relay {
 namespace asio = boost::asio;
 namespace {
 
+// The first wait before publishing again an event relays refused as rate-limited; it doubles each time.
+constexpr auto kRateLimitedBackoff = std::chrono::milliseconds(200);
+
 constexpr uint32_t kAuthKind = 22242;
 constexpr auto kEoseWait = std::chrono::seconds(10);
 
@@ -414,25 +417,55 @@ void RelayPool::stop() {
 }
 
 void RelayPool::publish(const nostr::Event& event, std::function<void(std::vector<PublishOutcome>)> done) {
+  publish_on(state_, event, std::move(done));
+}
+
+void RelayPool::publish_retrying(const nostr::Event& event, int tries,
+                                 std::function<void(std::vector<PublishOutcome>)> done) {
+  publish_attempt(state_, event, 1, tries, std::move(done));
+}
+
+void RelayPool::publish_attempt(const std::shared_ptr<State>& state, const nostr::Event& event, int attempt,
+                                int tries, std::function<void(std::vector<PublishOutcome>)> done) {
+  std::weak_ptr<State> weak = state;
+  publish_on(state, event, [weak, event, attempt, tries, done](std::vector<PublishOutcome> outcomes) {
+    const bool accepted =
+        std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.accepted; });
+    const bool limited = std::any_of(outcomes.begin(), outcomes.end(),
+                                     [](const auto& o) { return o.message.starts_with("rate-limited"); });
+    auto s = weak.lock();
+    if (accepted || !limited || attempt >= tries || !s) {
+      if (done) done(std::move(outcomes));
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(s->io, kRateLimitedBackoff * (1 << (attempt - 1)));
+    timer->async_wait([weak, timer, event, attempt, tries, done](const boost::system::error_code&) {
+      if (auto again = weak.lock()) publish_attempt(again, event, attempt + 1, tries, done);
+    });
+  });
+}
+
+void RelayPool::publish_on(const std::shared_ptr<State>& state, const nostr::Event& event,
+                           std::function<void(std::vector<PublishOutcome>)> done) {
   auto p = std::make_shared<State::Pending>();
   p->id = hex_encode(event.id);
   p->wire = client_event_message(nostr::to_json(event));
   p->done = std::move(done);
   std::vector<size_t> open_links;
   {
-    std::lock_guard lock(state_->mu);
-    if (state_->stopped) {
+    std::lock_guard lock(state->mu);
+    if (state->stopped) {
       std::vector<PublishOutcome> result;
-      for (auto& link : state_->links)
+      for (auto& link : state->links)
         result.push_back({link.url, false, "error: pool stopped"});
       p->done(std::move(result));
       return;
     }
-    p->outcomes.resize(state_->links.size());
-    p->waiting_for_auth.assign(state_->links.size(), false);
-    if (state_->pending.count(p->id) != 0) {
+    p->outcomes.resize(state->links.size());
+    p->waiting_for_auth.assign(state->links.size(), false);
+    if (state->pending.count(p->id) != 0) {
       // The same event in flight twice: answer the second from the first's outcome.
-      auto first = state_->pending[p->id];
+      auto first = state->pending[p->id];
       auto first_done = std::move(first->done);
       first->done = [first_done, second_done = p->done](std::vector<PublishOutcome> r) {
         if (first_done) first_done(r);
@@ -440,12 +473,12 @@ void RelayPool::publish(const nostr::Event& event, std::function<void(std::vecto
       };
       return;
     }
-    state_->pending[p->id] = p;
-    for (size_t i = 0; i < state_->links.size(); ++i) {
-      if (state_->links[i].open) open_links.push_back(i);
+    state->pending[p->id] = p;
+    for (size_t i = 0; i < state->links.size(); ++i) {
+      if (state->links[i].open) open_links.push_back(i);
     }
-    p->timer = std::make_unique<asio::steady_timer>(state_->io, state_->options.publish_timeout);
-    std::weak_ptr<State> weak = state_;
+    p->timer = std::make_unique<asio::steady_timer>(state->io, state->options.publish_timeout);
+    std::weak_ptr<State> weak = state;
     std::string id = p->id;
     p->timer->async_wait([weak, id](const boost::system::error_code& ec) {
       if (ec) return;
@@ -468,7 +501,7 @@ void RelayPool::publish(const nostr::Event& event, std::function<void(std::vecto
     });
   }
   for (size_t i : open_links)
-    state_->send_to(i, p->wire);
+    state->send_to(i, p->wire);
 }
 
 std::future<std::vector<PublishOutcome>> RelayPool::publish(const nostr::Event& event) {

@@ -161,8 +161,7 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
                             std::vector<JobEvent> job_events);
   // Publishes to the relays; an event every relay refused as rate-limited is tried again later (try counts
   // the attempts so far).
-  void publish(const nostr::Event& event, int tries = 0);
-  void publish_due_retries();
+  void publish(const nostr::Event& event);
   // Forgets replay-protection ids too old to come back (relays are asked only for recent events).
   void prune_seen_events();
 
@@ -218,14 +217,6 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   ProviderDirectory directory_;                                // guarded by mu_
   SeenIds seen_;                                               // guarded by mu_
   std::vector<relay::SubscriptionHandle> subscriptions_;       // guarded by mu_
-
-  struct Retry {
-    SteadyTime at;
-    nostr::Event event;
-    int tries = 0;
-  };
-  std::mutex retry_mu_;
-  std::vector<Retry> retries_;  // guarded by retry_mu_
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
