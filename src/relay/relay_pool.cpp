@@ -421,12 +421,12 @@ void RelayPool::publish(const nostr::Event& event, std::function<void(std::vecto
 }
 
 void RelayPool::publish_retrying(const nostr::Event& event, int tries,
-                                 std::function<void(std::vector<PublishOutcome>)> done) {
-  publish_attempt(state_, event, 1, tries, std::move(done));
+                                 const std::function<void(std::vector<PublishOutcome>)>& done) {
+  publish_attempt(state_, event, 1, tries, done);
 }
 
 void RelayPool::publish_attempt(const std::shared_ptr<State>& state, const nostr::Event& event, int attempt,
-                                int tries, std::function<void(std::vector<PublishOutcome>)> done) {
+                                int tries, const std::function<void(std::vector<PublishOutcome>)>& done) {
   std::weak_ptr<State> weak = state;
   publish_on(state, event, [weak, event, attempt, tries, done](std::vector<PublishOutcome> outcomes) {
     const bool accepted =

@@ -83,7 +83,7 @@ class RelayPool {
   // per-connection limit in bursts, and an event dropped there is a job or a result lost. `done` gets the
   // last attempt's outcomes; it is not called if the io_context stops while a retry waits.
   void publish_retrying(const nostr::Event& event, int tries,
-                        std::function<void(std::vector<PublishOutcome>)> done);
+                        const std::function<void(std::vector<PublishOutcome>)>& done);
 
   SubscriptionHandle subscribe(std::vector<nostr::Filter> filters, SubscriptionCallbacks callbacks);
   void unsubscribe(SubscriptionHandle handle);
@@ -95,7 +95,7 @@ class RelayPool {
   static void publish_on(const std::shared_ptr<State>& state, const nostr::Event& event,
                          std::function<void(std::vector<PublishOutcome>)> done);
   static void publish_attempt(const std::shared_ptr<State>& state, const nostr::Event& event, int attempt,
-                              int tries, std::function<void(std::vector<PublishOutcome>)> done);
+                              int tries, const std::function<void(std::vector<PublishOutcome>)>& done);
   std::shared_ptr<State> state_;
 };
 
