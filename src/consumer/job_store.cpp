@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <future>
-#include <unordered_map>
 #include <utility>
 
 #include <boost/json.hpp>
@@ -17,7 +16,6 @@ using store::Statement;
 
 constexpr size_t kMaxIdleReaders = 8;
 constexpr size_t kMaxListLimit = 1000;
-constexpr size_t kStatementCacheSize = 32;
 
 // Statements are kept for a connection's lifetime, so each use must end with a reset on every path: a
 // half-stepped SELECT would pin its read snapshot.
@@ -334,15 +332,10 @@ class JobStore::ChangeJob final : public store::WriteJob {
 
 struct JobStore::ReadConnection {
   Database db;
-  std::unordered_map<std::string, Statement> statements;  // by SQL text
 
-  Result<Statement*> statement(const std::string& sql) {
-    if (auto it = statements.find(sql); it != statements.end()) return &it->second;
-    if (statements.size() >= kStatementCacheSize) statements.clear();
-    auto stmt = db.prepare(sql, true);
-    if (!stmt) return tl::unexpected(stmt.error());
-    return &statements.emplace(sql, std::move(*stmt)).first->second;
-  }
+  // Prepared statements are kept per connection, keyed by SQL text (store::Database::cached): queries of one
+  // shape share a text, so a steady workload is served without compiling SQL again.
+  Result<Statement*> statement(const std::string& sql) { return db.cached(sql); }
 };
 
 // A read connection borrowed from the pool for one query, handed back when the lease ends.
@@ -437,7 +430,7 @@ Result<std::unique_ptr<JobStore::ReadConnection>> JobStore::acquire_reader() {
   }
   auto db = Database::open(path_, {.read_only = true});
   if (!db) return tl::unexpected(db.error());
-  return std::make_unique<ReadConnection>(ReadConnection{std::move(*db), {}});
+  return std::make_unique<ReadConnection>(ReadConnection{std::move(*db)});
 }
 
 void JobStore::release_reader(std::unique_ptr<ReadConnection> reader) {

@@ -6,7 +6,6 @@
 #include <optional>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 
 #include "core/encoding.hpp"
@@ -21,9 +20,6 @@ using store::Database;
 using store::Statement;
 
 constexpr uint32_t kDeletionKind = 5;
-// Prepared statements kept per read connection, keyed by SQL text. Filters of one shape share a text, so
-// a relay's steady state (the same few subscriptions) is served without re-preparing.
-constexpr size_t kStatementCacheSize = 64;
 // Idle read connections kept for reuse; more are opened under load and closed after.
 constexpr size_t kMaxIdleReaders = 32;
 // Each event inserts into about a dozen B-trees at random places (id, pubkey and tag-value keys); with
@@ -240,15 +236,10 @@ class EventStore::AddJob final : public store::WriteJob {
 
 struct EventStore::ReadConnection {
   Database db;
-  std::unordered_map<std::string, Statement> statements;  // by SQL text
 
-  Result<Statement*> statement(const std::string& sql) {
-    if (auto it = statements.find(sql); it != statements.end()) return &it->second;
-    if (statements.size() >= kStatementCacheSize) statements.clear();
-    auto stmt = db.prepare(sql, true);
-    if (!stmt) return tl::unexpected(stmt.error());
-    return &statements.emplace(sql, std::move(*stmt)).first->second;
-  }
+  // Prepared statements are kept per connection, keyed by SQL text (store::Database::cached): queries of one
+  // shape share a text, so a steady workload is served without compiling SQL again.
+  Result<Statement*> statement(const std::string& sql) { return db.cached(sql); }
 };
 
 // Hands a read connection back to the pool when a query ends, however it ends.
@@ -538,7 +529,7 @@ Result<std::unique_ptr<EventStore::ReadConnection>> EventStore::acquire_reader()
   }
   auto db = Database::open(path_, {.read_only = true});
   if (!db) return tl::unexpected(db.error());
-  return std::make_unique<ReadConnection>(ReadConnection{std::move(*db), {}});
+  return std::make_unique<ReadConnection>(ReadConnection{std::move(*db)});
 }
 
 void EventStore::release_reader(std::unique_ptr<ReadConnection> reader) {
