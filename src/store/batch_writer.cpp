@@ -200,7 +200,6 @@ void BatchWriter::writer_loop() {
         queue_.pop_front();
       }
     }
-    ++batches_;
     run_batch(batch);
     batch.clear();
   }

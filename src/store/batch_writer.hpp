@@ -91,8 +91,6 @@ class BatchWriter {
   // Checkpoints done so far by the background thread and by the writer; for tests and metrics.
   size_t background_checkpoints() const { return background_checkpoints_.load(); }
   size_t writer_checkpoints() const { return writer_checkpoints_.load(); }
-  // Transactions the writer has run (committed or not); for tests and metrics.
-  size_t batches() const { return batches_.load(); }
 
   // Refuses new jobs, finishes every job already queued and joins the writer thread; the connection is
   // closed on destruction. Idempotent. Called from a job it only refuses new jobs, because the writer
@@ -122,7 +120,6 @@ class BatchWriter {
   std::thread checkpointer_;
   std::atomic<size_t> background_checkpoints_{0};
   std::atomic<size_t> writer_checkpoints_{0};
-  std::atomic<size_t> batches_{0};
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
