@@ -101,9 +101,9 @@ int main(int argc, char** argv) {
     double seconds = 0;
     std::vector<double> dispatch_ms, total_ms;
   };
-  // Submits `count` jobs from `submitters` threads (as concurrent API clients would: submit() returns once
-  // the job is stored, so one thread alone would be capped by the database's commit latency), keeping at most
-  // `window` unfinished, and waits for all of them.
+  // Submits `count` jobs from `submitters` threads, as concurrent API clients would (submit() returns once
+  // the job is stored; on two cores one thread measured no differently, the CPU being the limit), keeping at
+  // most `window` unfinished, and waits for all of them.
   auto run_phase = [&node](size_t count, size_t window, size_t submitters, const std::string& tag) -> Phase {
     // Shared with the watch callbacks, which may outlive this call by a moment.
     struct Shared {

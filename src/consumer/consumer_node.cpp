@@ -22,9 +22,6 @@ constexpr size_t kSeenCapacity = 200'000;
 // A restarted node asks relays again for what was published this long before its oldest unfinished job
 // last changed, so that messages sent while it was down, or just before, arrive.
 constexpr int64_t kResubscribeMarginSeconds = 60;
-// A message every relay refused as rate-limited is sent again after this, doubling each time.
-// Publishing an event relays refuse as rate-limited is tried this often in all (backoff in RelayPool).
-constexpr int kMaxPublishTries = 6;
 // Replay-protection ids are kept this long in the database.
 constexpr int64_t kSeenRetentionSeconds = 7 * 24 * 3600;
 
@@ -527,12 +524,11 @@ void NodeCore::publish_after_commit(std::vector<nostr::Event> events, const std:
 }
 
 void NodeCore::publish(const nostr::Event& event) {
-  pool_.publish_retrying(
-      event, kMaxPublishTries, [event](const std::vector<relay::PublishOutcome>& outcomes) {
-        if (std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.accepted; })) return;
-        spdlog::warn("consumer: no relay accepted event {} (kind {}): {}", hex_encode(event.id), event.kind,
-                     outcomes.empty() ? "no relays" : outcomes.front().message);
-      });
+  pool_.publish_retrying(event, [event](const std::vector<relay::PublishOutcome>& outcomes) {
+    if (std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.accepted; })) return;
+    spdlog::warn("consumer: no relay accepted event {} (kind {}): {}", hex_encode(event.id), event.kind,
+                 outcomes.empty() ? "no relays" : outcomes.front().message);
+  });
 }
 
 void NodeCore::prune_seen_events() {

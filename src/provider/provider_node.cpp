@@ -21,8 +21,6 @@ using namespace std::chrono_literals;
 
 constexpr size_t kInboxCapacity = 16384;
 constexpr auto kMinAnnounceInterval = 1s;
-// Publishing an event relays refuse as rate-limited is tried this often in all (backoff in RelayPool).
-constexpr int kMaxPublishTries = 6;
 constexpr int64_t kOfferLifetimeSeconds = 30;
 // A first start reads a day of history addressed to us; later starts resume a minute before the newest
 // message handled (relays' clocks and orderings differ), and the record keeps the replay from running twice.
@@ -550,8 +548,7 @@ Status NodeCore::recover_unfinished() {
 
 void NodeCore::publish(const nostr::Event& event, const char* what) {
   pool_.publish_retrying(
-      event, kMaxPublishTries,
-      [id = hex_encode(event.id), what](const std::vector<relay::PublishOutcome>& outcomes) {
+      event, [id = hex_encode(event.id), what](const std::vector<relay::PublishOutcome>& outcomes) {
         for (const auto& o : outcomes) {
           if (o.accepted) return;
         }

@@ -242,25 +242,6 @@ struct EventStore::ReadConnection {
   Result<Statement*> statement(const std::string& sql) { return db.cached(sql); }
 };
 
-// Hands a read connection back to the pool when a query ends, however it ends.
-class EventStore::ReaderLease {
- public:
-  ReaderLease(EventStore& store, std::unique_ptr<ReadConnection> reader)
-      : store_(store), reader_(std::move(reader)) {}
-  ReaderLease(const ReaderLease&) = delete;
-  ReaderLease& operator=(const ReaderLease&) = delete;
-  ~ReaderLease() {
-    // A read transaction left open would pin its snapshot and stop WAL checkpoints.
-    if (reader_->db.in_transaction()) (void)reader_->db.exec("COMMIT");
-    store_.release_reader(std::move(reader_));
-  }
-  ReadConnection* operator->() const { return reader_.get(); }
-
- private:
-  EventStore& store_;
-  std::unique_ptr<ReadConnection> reader_;
-};
-
 // ---- EventStore ----
 
 Result<std::unique_ptr<EventStore>> EventStore::open(const EventStoreOptions& options) {
@@ -563,10 +544,16 @@ EventStore::Snapshot::~Snapshot() {
   store_->release_reader(std::move(reader_));
 }
 
-Result<EventStore::Snapshot> EventStore::snapshot(const std::function<void()>& while_pinned) {
+Result<EventStore::Snapshot> EventStore::lease_reader() {
   auto acquired = acquire_reader();
   if (!acquired) return tl::unexpected(acquired.error());
-  Snapshot snap(*this, std::move(*acquired));
+  return Snapshot(*this, std::move(*acquired));
+}
+
+Result<EventStore::Snapshot> EventStore::snapshot(const std::function<void()>& while_pinned) {
+  auto leased = lease_reader();
+  if (!leased) return tl::unexpected(leased.error());
+  Snapshot snap = std::move(*leased);
   Database& db = snap.reader_->db;
   // BEGIN alone takes no snapshot; the first read does. Both happen under the commit lock, so no batch is
   // between its COMMIT and the end of its callbacks meanwhile.
@@ -635,9 +622,10 @@ Result<std::vector<std::string>> EventStore::query(Snapshot& snapshot, std::span
 Result<size_t> EventStore::count(std::span<const nostr::Filter> filters, int64_t now) {
   auto q = internal::build_count(filters, now);
   if (!q) return 0;
-  auto acquired = acquire_reader();
-  if (!acquired) return tl::unexpected(acquired.error());
-  ReaderLease reader(*this, std::move(*acquired));
+  // One statement reads one snapshot of its own: no transaction needs pinning.
+  auto leased = lease_reader();
+  if (!leased) return tl::unexpected(leased.error());
+  ReadConnection* reader = leased->reader_.get();
   if (auto s = check_variable_count(reader->db, *q); !s) return tl::unexpected(s.error());
   auto stmt = reader->statement(q->sql);
   if (!stmt) return tl::unexpected(stmt.error());

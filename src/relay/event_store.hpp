@@ -91,7 +91,8 @@ class EventStore {
   Result<AddResult> add_and_wait(nostr::Event event);
 
   // A pinned read snapshot of the committed events: a read connection held in an open read transaction
-  // until the Snapshot is destroyed (keep it short: an open snapshot holds WAL checkpoints back).
+  // until the Snapshot is destroyed, which ends the transaction and hands the connection back to the pool
+  // (keep it short: an open snapshot holds WAL checkpoints back).
   class Snapshot {
    public:
     Snapshot(Snapshot&& other) noexcept;
@@ -137,7 +138,9 @@ class EventStore {
 
  private:
   class AddJob;
-  class ReaderLease;
+
+  // A read connection that goes back to the pool when the Snapshot ends; snapshot() then pins it.
+  Result<Snapshot> lease_reader();
 
   Result<AddResult> write_event(store::Database& db, const AddJob& job);
   Status apply_deletion(const nostr::Event& deletion);

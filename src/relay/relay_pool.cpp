@@ -20,8 +20,10 @@ namespace infernet::relay {
 namespace asio = boost::asio;
 namespace {
 
-// The first wait before publishing again an event relays refused as rate-limited; it doubles each time.
+// publish_retrying(): the first wait before publishing again an event relays refused as rate-limited (it
+// doubles each time), and how many times in all the event is published.
 constexpr auto kRateLimitedBackoff = std::chrono::milliseconds(200);
+constexpr int kRateLimitedTries = 6;
 
 constexpr uint32_t kAuthKind = 22242;
 constexpr auto kEoseWait = std::chrono::seconds(10);
@@ -420,27 +422,27 @@ void RelayPool::publish(const nostr::Event& event, std::function<void(std::vecto
   publish_on(state_, event, std::move(done));
 }
 
-void RelayPool::publish_retrying(const nostr::Event& event, int tries,
+void RelayPool::publish_retrying(const nostr::Event& event,
                                  const std::function<void(std::vector<PublishOutcome>)>& done) {
-  publish_attempt(state_, event, 1, tries, done);
+  publish_attempt(state_, event, 1, done);
 }
 
 void RelayPool::publish_attempt(const std::shared_ptr<State>& state, const nostr::Event& event, int attempt,
-                                int tries, const std::function<void(std::vector<PublishOutcome>)>& done) {
+                                const std::function<void(std::vector<PublishOutcome>)>& done) {
   std::weak_ptr<State> weak = state;
-  publish_on(state, event, [weak, event, attempt, tries, done](std::vector<PublishOutcome> outcomes) {
+  publish_on(state, event, [weak, event, attempt, done](std::vector<PublishOutcome> outcomes) {
     const bool accepted =
         std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.accepted; });
     const bool limited = std::any_of(outcomes.begin(), outcomes.end(),
                                      [](const auto& o) { return o.message.starts_with("rate-limited"); });
     auto s = weak.lock();
-    if (accepted || !limited || attempt >= tries || !s) {
+    if (accepted || !limited || attempt >= kRateLimitedTries || !s) {
       if (done) done(std::move(outcomes));
       return;
     }
     auto timer = std::make_shared<asio::steady_timer>(s->io, kRateLimitedBackoff * (1 << (attempt - 1)));
-    timer->async_wait([weak, timer, event, attempt, tries, done](const boost::system::error_code&) {
-      if (auto again = weak.lock()) publish_attempt(again, event, attempt + 1, tries, done);
+    timer->async_wait([weak, timer, event, attempt, done](const boost::system::error_code&) {
+      if (auto again = weak.lock()) publish_attempt(again, event, attempt + 1, done);
     });
   });
 }

@@ -79,10 +79,10 @@ class RelayPool {
   void publish(const nostr::Event& event, std::function<void(std::vector<PublishOutcome>)> done);
   std::future<std::vector<PublishOutcome>> publish(const nostr::Event& event);
   // publish(), and when no relay accepted the event and some refused it as "rate-limited:", again after a
-  // backoff (200 ms, doubling), up to `tries` times in all: a busy node's events outrun a relay's
-  // per-connection limit in bursts, and an event dropped there is a job or a result lost. `done` gets the
-  // last attempt's outcomes; it is not called if the io_context stops while a retry waits.
-  void publish_retrying(const nostr::Event& event, int tries,
+  // backoff (200 ms, doubling), up to 6 times in all: a busy node's events outrun a relay's per-connection
+  // limit in bursts, and an event dropped there is a job or a result lost. `done` gets the last attempt's
+  // outcomes; it is not called if the io_context stops while a retry waits.
+  void publish_retrying(const nostr::Event& event,
                         const std::function<void(std::vector<PublishOutcome>)>& done);
 
   SubscriptionHandle subscribe(std::vector<nostr::Filter> filters, SubscriptionCallbacks callbacks);
@@ -95,7 +95,7 @@ class RelayPool {
   static void publish_on(const std::shared_ptr<State>& state, const nostr::Event& event,
                          std::function<void(std::vector<PublishOutcome>)> done);
   static void publish_attempt(const std::shared_ptr<State>& state, const nostr::Event& event, int attempt,
-                              int tries, const std::function<void(std::vector<PublishOutcome>)>& done);
+                              const std::function<void(std::vector<PublishOutcome>)>& done);
   std::shared_ptr<State> state_;
 };
 

@@ -168,7 +168,12 @@ Status Database::exec(std::string_view sql) {
 }
 
 struct Database::StatementCache {
-  std::unordered_map<std::string, Statement> by_sql;
+  // Transparent, so a lookup by string_view builds no string.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Statement, Hash, std::equal_to<>> by_sql;
 };
 
 Database::Database(sqlite3* db) : db_(db), cache_(std::make_unique<StatementCache>()) {}
@@ -178,7 +183,7 @@ Database::~Database() = default;
 
 Result<Statement*> Database::cached(std::string_view sql) {
   auto& map = cache_->by_sql;
-  if (auto it = map.find(std::string(sql)); it != map.end()) {
+  if (auto it = map.find(sql); it != map.end()) {
     it->second.reset();
     return &it->second;
   }

@@ -159,8 +159,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void commit(ActiveJob& job, PendingWrite w, std::function<void(const Status&)> done = {});
   void publish_after_commit(std::vector<nostr::Event> events, const std::string& job_id,
                             std::vector<JobEvent> job_events);
-  // Publishes to the relays; an event every relay refused as rate-limited is tried again later (try counts
-  // the attempts so far).
+  // Publishes to the relays; an event every relay refused as rate-limited is tried again later
+  // (RelayPool::publish_retrying).
   void publish(const nostr::Event& event);
   // Forgets replay-protection ids too old to come back (relays are asked only for recent events).
   void prune_seen_events();
