@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Infernet needs, and nothing else: Debian packages with apt-get (only the
-# missing ones) and the npm test tools pinned in package-lock.json (npm ci, only when the lockfile changed).
+# missing ones), the npm test tools pinned in package-lock.json (npm ci, only when the lockfile changed) and
+# llama.cpp (scripts/llama-cpp.sh: from the system, or built from pinned source once).
 # Safe to run again and again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,3 +52,6 @@ else
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+
+# llama.cpp: the system's, or the pinned source from npm built into build/deps (scripts/llama-cpp.sh).
+"$root/scripts/llama-cpp.sh"

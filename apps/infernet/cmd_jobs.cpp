@@ -56,6 +56,21 @@ struct JobCommandOptions {
   CLI::Option* temperature_flag = nullptr;
   CLI::Option* seed_flag = nullptr;
   CLI::Option* max_cost_flag = nullptr;
+  // Sampling beyond temperature and seed, sent only when given (docs/api.md lists the defaults).
+  uint32_t top_k = 0;
+  double top_p = 1;
+  double min_p = 0;
+  double repeat_penalty = 1;
+  uint32_t repeat_last_n = 64;
+  std::vector<std::string> stop;
+  bool deterministic = false;
+  bool chat = false;  // send the prompt as a user message, through the model's chat template
+  std::string system;
+  CLI::Option* top_k_flag = nullptr;
+  CLI::Option* top_p_flag = nullptr;
+  CLI::Option* min_p_flag = nullptr;
+  CLI::Option* repeat_penalty_flag = nullptr;
+  CLI::Option* repeat_last_n_flag = nullptr;
 
   // jobs
   std::string state;
@@ -385,10 +400,24 @@ int run_submit(const CommandContext& ctx, const JobCommandOptions& o) {
   }
   json::object body;
   body["model"] = o.model;
-  body["prompt"] = prompt;
+  if (o.chat || !o.system.empty()) {
+    json::array messages;
+    if (!o.system.empty()) messages.push_back(json::object{{"role", "system"}, {"content", o.system}});
+    messages.push_back(json::object{{"role", "user"}, {"content", prompt}});
+    body["messages"] = std::move(messages);
+  } else {
+    body["prompt"] = prompt;
+  }
   if (o.max_tokens_flag->count() > 0) body["max_tokens"] = o.max_tokens;
   if (o.temperature_flag->count() > 0) body["temperature"] = o.temperature;
   if (o.seed_flag->count() > 0) body["seed"] = o.seed;
+  if (o.top_k_flag->count() > 0) body["top_k"] = o.top_k;
+  if (o.top_p_flag->count() > 0) body["top_p"] = o.top_p;
+  if (o.min_p_flag->count() > 0) body["min_p"] = o.min_p;
+  if (o.repeat_penalty_flag->count() > 0) body["repeat_penalty"] = o.repeat_penalty;
+  if (o.repeat_last_n_flag->count() > 0) body["repeat_last_n"] = o.repeat_last_n;
+  if (!o.stop.empty()) body["stop"] = json::value_from(o.stop);
+  if (o.deterministic) body["deterministic"] = true;
   if (o.max_cost_flag->count() > 0) body["max_cost_msat"] = o.max_cost_msat;
   if (!o.priority.empty()) body["priority"] = o.priority;
   if (!o.provider.empty()) body["provider"] = o.provider;
@@ -571,6 +600,18 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   opts.temperature_flag =
       submit->add_option("--temperature", opts.temperature, "Sampling temperature, 0 to 2");
   opts.seed_flag = submit->add_option("--seed", opts.seed, "Sampling seed");
+  opts.top_k_flag = submit->add_option("--top-k", opts.top_k, "Sample from the k most likely tokens (0: off)");
+  opts.top_p_flag = submit->add_option("--top-p", opts.top_p, "Nucleus sampling, above 0 up to 1 (1: off)");
+  opts.min_p_flag = submit->add_option("--min-p", opts.min_p, "Drop tokens below this share of the best (0: off)");
+  opts.repeat_penalty_flag =
+      submit->add_option("--repeat-penalty", opts.repeat_penalty, "Penalize recent tokens, up to 4 (1: off)");
+  opts.repeat_last_n_flag =
+      submit->add_option("--repeat-last-n", opts.repeat_last_n, "How many recent tokens the penalty sees");
+  submit->add_option("--stop", opts.stop, "End the output before this text (repeat for up to 4)");
+  submit->add_flag("--deterministic", opts.deterministic,
+                   "Ask for reproducible text: the same seed and parameters give the same output");
+  submit->add_flag("--chat", opts.chat, "Send the prompt as a user message through the model's chat template");
+  submit->add_option("--system", opts.system, "A system message to go before the prompt (implies --chat)");
   opts.max_cost_flag = submit->add_option("--max-cost-msat", opts.max_cost_msat,
                                           "Budget cap in millisatoshis (default: none)");
   submit->add_option("--priority", opts.priority, "low, normal or high (default normal)");

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "consumer/consumer.hpp"
 #include "core/clock.hpp"
 #include "engine/fake/fake_engine.hpp"
+#include "engine/llama/llama_engine.hpp"
 #include "net/io_pool.hpp"
 #include "net/listen_address.hpp"
 #include "net/server.hpp"
@@ -121,11 +123,40 @@ struct RelayRole {
   }
 };
 
+Result<std::unique_ptr<engine::Engine>> make_llama(const Config& config) {
+  engine::LlamaEngineOptions options;
+  options.models_dir = config.get_string("provider.models_dir");
+  if (options.models_dir.empty()) options.models_dir = std::filesystem::path(config.data_dir()) / "models";
+  // The fingerprints live with the node's data: a models directory may be shared or read-only.
+  options.fingerprint_cache = std::filesystem::path(config.data_dir()) / "model-fingerprints.txt";
+  auto positive = [&](const char* key, int64_t max) -> Result<uint32_t> {
+    const int64_t v = config.get_int(key);
+    if (v < 1 || v > max)
+      return make_error(ErrorCode::kInvalidInput, std::string(key) + ": must be 1.." + std::to_string(max));
+    return static_cast<uint32_t>(v);
+  };
+  auto slots = positive("provider.slots", 256);
+  if (!slots) return tl::unexpected(slots.error());
+  auto context = positive("provider.context", 1 << 20);
+  if (!context) return tl::unexpected(context.error());
+  auto batch = positive("provider.batch", 1 << 16);
+  if (!batch) return tl::unexpected(batch.error());
+  options.slots = *slots;
+  options.context = *context;
+  options.batch = *batch;
+  options.queue_capacity = static_cast<size_t>(std::max<int64_t>(0, config.get_int("provider.queue"))) + *slots;
+  options.threads = static_cast<int>(std::clamp<int64_t>(config.get_int("provider.threads"), 0, 1024));
+  options.flash_attn = config.get_bool("provider.flash_attn");
+  options.gpu_layers = static_cast<int>(std::clamp<int64_t>(config.get_int("provider.gpu_layers"), -1, 100000));
+  return engine::make_llama_engine(options);
+}
+
 Result<std::unique_ptr<engine::Engine>> make_engine(const Config& config) {
   const std::string& name = config.get_string("provider.engine");
+  if (name == "llama") return make_llama(config);
   if (name != "fake") {
     return make_error(ErrorCode::kInvalidInput,
-                      "provider.engine: unknown engine '" + name + "' (available: fake)");
+                      "provider.engine: unknown engine '" + name + "' (available: llama, proxy, fake)");
   }
   engine::FakeEngineOptions options;
   options.models = split_list(config.get_string("provider.models"));

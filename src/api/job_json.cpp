@@ -81,9 +81,10 @@ Status read_bool(const json::value& v, std::string_view field, bool& out) {
   return {};
 }
 
-constexpr std::array<std::string_view, 11> kSpecFields = {
-    "model",    "prompt",   "max_tokens",  "temperature",      "seed", "max_cost_msat", "priority",
-    "deadline", "provider", "open_quotes", "client_request_id"};
+constexpr std::array<std::string_view, 19> kSpecFields = {
+    "model",         "prompt",   "messages", "max_tokens",  "temperature",      "seed",
+    "top_k",         "top_p",    "min_p",    "repeat_penalty", "repeat_last_n", "stop",
+    "deterministic", "max_cost_msat", "priority", "deadline", "provider", "open_quotes", "client_request_id"};
 
 // A plain name is quoted so the client sees its typo; anything else is not echoed back.
 Error unknown_field(std::string_view name) {
@@ -94,12 +95,63 @@ Error unknown_field(std::string_view name) {
   return plain ? field_error(name, "unknown field") : field_error("request body", "has an unknown field");
 }
 
+// "stop": one string or a list of them, as in OpenAI's API.
+Status read_stop(const json::value& v, std::vector<std::string>& out) {
+  if (v.is_string()) {
+    out = {std::string(v.get_string())};
+    return {};
+  }
+  if (!v.is_array()) return tl::unexpected(field_error("stop", "must be a string or a list of strings"));
+  out.clear();
+  for (const json::value& item : v.get_array()) {
+    if (!item.is_string()) return tl::unexpected(field_error("stop", "must be a string or a list of strings"));
+    out.emplace_back(item.get_string());
+  }
+  return {};
+}
+
+Status read_messages(const json::value& v, std::vector<ChatMessage>& out) {
+  if (!v.is_array()) return tl::unexpected(field_error("messages", "must be a list of {role, content}"));
+  if (v.get_array().size() > kMaxChatMessages)
+    return tl::unexpected(field_error("messages", "at most " + std::to_string(kMaxChatMessages)));
+  out.clear();
+  for (size_t i = 0; i < v.get_array().size(); ++i) {
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    const json::object* o = v.get_array()[i].if_object();
+    if (o == nullptr) return tl::unexpected(field_error(at, "must be an object with role and content"));
+    ChatMessage& m = out.emplace_back();
+    for (const auto& member : *o) {
+      Status st;
+      if (member.key() == "role") {
+        st = read_string(member.value(), at + ".role", m.role);
+      } else if (member.key() == "content") {
+        st = read_string(member.value(), at + ".content", m.content);
+      } else if (member.key() != "name") {  // OpenAI's optional speaker name: accepted, not used
+        st = tl::unexpected(field_error(at + "." + std::string(member.key()), "unknown field"));
+      }
+      if (!st) return st;
+    }
+    if (!o->contains("role")) return tl::unexpected(field_error(at + ".role", "required"));
+    if (!o->contains("content")) return tl::unexpected(field_error(at + ".content", "required"));
+  }
+  return {};
+}
+
 Status read_member(std::string_view name, const json::value& v, JobSpec& spec) {
+  SamplingParams& p = spec.sampling;
   if (name == "model") return read_string(v, name, spec.model);
   if (name == "prompt") return read_string(v, name, spec.prompt);
+  if (name == "messages") return read_messages(v, spec.messages);
   if (name == "max_tokens") return read_uint32(v, name, spec.max_tokens);
-  if (name == "temperature") return read_number(v, name, spec.temperature);
-  if (name == "seed") return read_uint64(v, name, spec.seed);
+  if (name == "temperature") return read_number(v, name, p.temperature);
+  if (name == "seed") return read_uint64(v, name, p.seed);
+  if (name == "top_k") return read_uint32(v, name, p.top_k);
+  if (name == "top_p") return read_number(v, name, p.top_p);
+  if (name == "min_p") return read_number(v, name, p.min_p);
+  if (name == "repeat_penalty") return read_number(v, name, p.repeat_penalty);
+  if (name == "repeat_last_n") return read_uint32(v, name, p.repeat_last_n);
+  if (name == "stop") return read_stop(v, p.stop);
+  if (name == "deterministic") return read_bool(v, name, spec.deterministic);
   if (name == "max_cost_msat") return read_uint64(v, name, spec.max_cost_msat);
   if (name == "priority") return read_string(v, name, spec.priority);
   if (name == "deadline") return read_int64(v, name, spec.deadline);
@@ -117,6 +169,13 @@ json::array strings_to_json(const std::vector<std::string>& items) {
   json::array out;
   for (const auto& s : items)
     out.emplace_back(json_safe(s));
+  return out;
+}
+
+json::array messages_to_json(const std::vector<ChatMessage>& messages) {
+  json::array out;
+  for (const ChatMessage& m : messages)
+    out.push_back(json::object{{"role", json_safe(m.role)}, {"content", json_safe(m.content)}});
   return out;
 }
 
@@ -203,9 +262,17 @@ json::object job_to_json(const consumer::JobRecord& job) {
                       {"state", consumer::to_string(job.state)},
                       {"model", json_safe(spec.model)},
                       {"prompt", json_safe(spec.prompt)},
+                      {"messages", messages_to_json(spec.messages)},
                       {"max_tokens", spec.max_tokens},
-                      {"temperature", spec.temperature},
-                      {"seed", spec.seed},
+                      {"temperature", spec.sampling.temperature},
+                      {"seed", spec.sampling.seed},
+                      {"top_k", spec.sampling.top_k},
+                      {"top_p", spec.sampling.top_p},
+                      {"min_p", spec.sampling.min_p},
+                      {"repeat_penalty", spec.sampling.repeat_penalty},
+                      {"repeat_last_n", spec.sampling.repeat_last_n},
+                      {"stop", strings_to_json(spec.sampling.stop)},
+                      {"deterministic", spec.deterministic},
                       {"max_cost_msat", spec.max_cost_msat},
                       {"priority", json_safe(spec.priority)},
                       {"deadline", spec.deadline},

@@ -12,13 +12,21 @@ TEST(JobJson, ParsesEveryFieldOfASpec) {
   auto spec = parse_job_spec(
       R"({"model":"m","prompt":"p","max_tokens":9,"temperature":1,"seed":18446744073709551615,)"
       R"("max_cost_msat":5,"priority":"low","deadline":-1,"provider":"x","open_quotes":false,)"
-      R"("client_request_id":"c"})");
+      R"("client_request_id":"c","top_k":7,"top_p":0.5,"min_p":0.25,"repeat_penalty":1.5,"repeat_last_n":9,)"
+      R"("stop":["a","b"],"deterministic":true})");
   ASSERT_TRUE(spec) << spec.error().message;
   EXPECT_EQ(spec->model, "m");
   EXPECT_EQ(spec->prompt, "p");
   EXPECT_EQ(spec->max_tokens, 9u);
-  EXPECT_DOUBLE_EQ(spec->temperature, 1.0);
-  EXPECT_EQ(spec->seed, UINT64_MAX);
+  EXPECT_DOUBLE_EQ(spec->sampling.temperature, 1.0);
+  EXPECT_EQ(spec->sampling.seed, UINT64_MAX);
+  EXPECT_EQ(spec->sampling.top_k, 7u);
+  EXPECT_DOUBLE_EQ(spec->sampling.top_p, 0.5);
+  EXPECT_DOUBLE_EQ(spec->sampling.min_p, 0.25);
+  EXPECT_DOUBLE_EQ(spec->sampling.repeat_penalty, 1.5);
+  EXPECT_EQ(spec->sampling.repeat_last_n, 9u);
+  EXPECT_EQ(spec->sampling.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(spec->deterministic);
   EXPECT_EQ(spec->max_cost_msat, 5u);
   EXPECT_EQ(spec->priority, "low");
   EXPECT_EQ(spec->deadline, -1);
@@ -30,6 +38,31 @@ TEST(JobJson, ParsesEveryFieldOfASpec) {
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->max_tokens, consumer::JobSpec{}.max_tokens);
   EXPECT_EQ(defaults->priority, "normal");
+}
+
+TEST(JobJson, ChatMessagesAndAStopStringAreRead) {
+  auto spec = parse_job_spec(
+      R"({"model":"m","messages":[{"role":"system","content":"brief"},{"role":"user","content":"hi","name":"ann"}],)"
+      R"("stop":"END"})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->messages, (std::vector<ChatMessage>{{"system", "brief"}, {"user", "hi"}}));
+  EXPECT_EQ(spec->sampling.stop, std::vector<std::string>{"END"});
+  struct Case {
+    const char* body;
+    const char* error;
+  };
+  for (const Case& c : {
+           Case{R"({"messages":"hi"})", "messages: must be a list of {role, content}"},
+           Case{R"({"messages":[1]})", "messages[0]: must be an object with role and content"},
+           Case{R"({"messages":[{"role":"user"}]})", "messages[0].content: required"},
+           Case{R"({"messages":[{"role":"user","content":"x","mood":1}]})", "messages[0].mood: unknown field"},
+           Case{R"({"messages":[{"role":5,"content":"x"}]})", "messages[0].role: must be a string"},
+           Case{R"({"stop":[1]})", "stop: must be a string or a list of strings"},
+       }) {
+    auto bad = parse_job_spec(c.body);
+    ASSERT_FALSE(bad) << c.body;
+    EXPECT_EQ(bad.error().message, c.error);
+  }
 }
 
 TEST(JobJson, UnknownFieldWithAnOddNameIsNotEchoed) {

@@ -37,10 +37,11 @@ bool is_final(JobState s);
 struct JobSpec {
   std::string client_request_id;  // optional; the same id submitted again returns the same job
   std::string model;              // required
-  std::string prompt;             // required, at most protocol::kMaxPromptBytes
-  uint32_t max_tokens = 256;      // 1..65536
-  double temperature = 0;         // 0..2
-  uint64_t seed = 0;
+  std::string prompt;                 // a raw prompt, at most protocol::kMaxPromptBytes, or
+  std::vector<ChatMessage> messages;  // a conversation: exactly one of the two
+  uint32_t max_tokens = 256;          // 1..65536
+  SamplingParams sampling;            // checked by check_sampling (core/generation.hpp)
+  bool deterministic = false;         // ask for reproducible text (the model's announced determinism)
   uint64_t max_cost_msat = 0;       // budget cap; 0: none
   std::string priority = "normal";  // low | normal | high
   int64_t deadline = 0;             // unix seconds; 0: none

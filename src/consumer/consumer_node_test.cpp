@@ -226,7 +226,7 @@ TEST_F(ConsumerNodeTest, ValidationErrorsNameTheFieldAndStoreNothing) {
       {[](JobSpec& s) { s.prompt.assign(protocol::kMaxPromptBytes + 1, 'x'); }, "prompt: at most"},
       {[](JobSpec& s) { s.max_tokens = 0; }, "max_tokens: must be 1..65536"},
       {[](JobSpec& s) { s.max_tokens = 65537; }, "max_tokens: must be 1..65536"},
-      {[](JobSpec& s) { s.temperature = 2.5; }, "temperature: must be 0..2"},
+      {[](JobSpec& s) { s.sampling.temperature = 2.5; }, "temperature: must be from 0 to 2"},
       {[](JobSpec& s) { s.priority = "urgent"; }, "priority: must be low, normal or high"},
       {[](JobSpec& s) { s.provider = "npub1notakey"; }, "provider: not a valid npub or hex key"},
       {[](JobSpec& s) { s.provider = std::string(64, 'g'); }, "provider: not a valid npub or hex key"},

@@ -83,9 +83,10 @@ void NodeCore::send_to(ActiveJob& job, PendingWrite& w, const std::string& provi
   request.attempt = job.record.attempt + 1;
   request.model = spec.model;
   request.prompt = spec.prompt;
+  request.messages = spec.messages;
   request.max_tokens = spec.max_tokens;
-  request.temperature = spec.temperature;
-  request.seed = spec.seed;
+  request.sampling = spec.sampling;
+  request.deterministic = spec.deterministic;
   request.max_cost_msat = spec.max_cost_msat;
   request.priority = spec.priority;
   request.deadline = spec.deadline;

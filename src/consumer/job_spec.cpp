@@ -45,16 +45,18 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
     return tl::unexpected(invalid("model: at most " + std::to_string(protocol::kMaxIdBytes) + " bytes"));
   }
   if (!is_valid_utf8(spec.model)) return tl::unexpected(invalid("model: not valid UTF-8"));
-  if (spec.prompt.empty()) return tl::unexpected(invalid("prompt: required"));
+  if (spec.prompt.empty() && spec.messages.empty())
+    return tl::unexpected(invalid("prompt: required (or messages)"));
+  if (!spec.prompt.empty() && !spec.messages.empty())
+    return tl::unexpected(invalid("prompt: give either a prompt or messages, not both"));
   if (spec.prompt.size() > protocol::kMaxPromptBytes) {
     return tl::unexpected(invalid("prompt: at most " + std::to_string(protocol::kMaxPromptBytes) + " bytes"));
   }
   if (!is_valid_utf8(spec.prompt)) return tl::unexpected(invalid("prompt: not valid UTF-8"));
+  if (auto st = check_messages(spec.messages, protocol::kMaxPromptBytes); !st) return tl::unexpected(st.error());
   if (spec.max_tokens < 1 || spec.max_tokens > 65536)
     return tl::unexpected(invalid("max_tokens: must be 1..65536"));
-  if (!std::isfinite(spec.temperature) || spec.temperature < 0 || spec.temperature > 2) {
-    return tl::unexpected(invalid("temperature: must be 0..2"));
-  }
+  if (auto st = check_sampling(spec.sampling); !st) return tl::unexpected(st.error());
   if (spec.priority != "low" && spec.priority != "normal" && spec.priority != "high") {
     return tl::unexpected(invalid("priority: must be low, normal or high"));
   }

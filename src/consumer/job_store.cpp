@@ -133,9 +133,22 @@ std::string spec_to_json(const JobSpec& spec) {
   o["client_request_id"] = spec.client_request_id;
   o["model"] = spec.model;
   o["prompt"] = spec.prompt;
+  if (!spec.messages.empty()) {
+    boost::json::array messages;
+    for (const ChatMessage& m : spec.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+    o["messages"] = std::move(messages);
+  }
   o["max_tokens"] = spec.max_tokens;
-  o["temperature"] = spec.temperature;
-  o["seed"] = spec.seed;
+  const SamplingParams& p = spec.sampling;
+  o["temperature"] = p.temperature;
+  o["seed"] = p.seed;
+  o["top_k"] = p.top_k;
+  o["top_p"] = p.top_p;
+  o["min_p"] = p.min_p;
+  o["repeat_penalty"] = p.repeat_penalty;
+  o["repeat_last_n"] = p.repeat_last_n;
+  if (!p.stop.empty()) o["stop"] = boost::json::value_from(p.stop);
+  if (spec.deterministic) o["deterministic"] = true;
   o["max_cost_msat"] = spec.max_cost_msat;
   o["priority"] = spec.priority;
   o["deadline"] = spec.deadline;
@@ -173,8 +186,41 @@ Result<JobSpec> spec_from_json(std::string_view json) {
     if (st = str(key, *field); !st) return tl::unexpected(st.error());
   }
   if (st = num("max_tokens", spec.max_tokens); !st) return tl::unexpected(st.error());
-  if (st = num("temperature", spec.temperature); !st) return tl::unexpected(st.error());
-  if (st = num("seed", spec.seed); !st) return tl::unexpected(st.error());
+  SamplingParams& p = spec.sampling;
+  if (st = num("temperature", p.temperature); !st) return tl::unexpected(st.error());
+  if (st = num("seed", p.seed); !st) return tl::unexpected(st.error());
+  if (st = num("top_k", p.top_k); !st) return tl::unexpected(st.error());
+  if (st = num("top_p", p.top_p); !st) return tl::unexpected(st.error());
+  if (st = num("min_p", p.min_p); !st) return tl::unexpected(st.error());
+  if (st = num("repeat_penalty", p.repeat_penalty); !st) return tl::unexpected(st.error());
+  if (st = num("repeat_last_n", p.repeat_last_n); !st) return tl::unexpected(st.error());
+  // Lists are read leniently here: the spec was checked before it was stored, so a wrong type is a corrupt
+  // row, reported by name.
+  auto strings = [&](const boost::json::value& v, const char* key) -> Result<std::vector<std::string>> {
+    auto list = boost::json::try_value_to<std::vector<std::string>>(v);
+    if (!list) return make_error(ErrorCode::kInvalidInput, std::string(key) + ": must be a list of strings");
+    return *list;
+  };
+  if (const auto* f = o.if_contains("stop")) {
+    auto stop = strings(*f, "stop");
+    if (!stop) return tl::unexpected(stop.error());
+    p.stop = std::move(*stop);
+  }
+  if (const auto* f = o.if_contains("messages")) {
+    if (!f->is_array()) return make_error(ErrorCode::kInvalidInput, "messages: must be a list");
+    for (const auto& m : f->as_array()) {
+      const auto* mo = m.if_object();
+      const auto* role = mo != nullptr ? mo->if_contains("role") : nullptr;
+      const auto* content = mo != nullptr ? mo->if_contains("content") : nullptr;
+      if (role == nullptr || content == nullptr || !role->is_string() || !content->is_string())
+        return make_error(ErrorCode::kInvalidInput, "messages: each must have a role and content");
+      spec.messages.push_back({std::string(role->as_string()), std::string(content->as_string())});
+    }
+  }
+  if (const auto* f = o.if_contains("deterministic")) {
+    if (!f->is_bool()) return make_error(ErrorCode::kInvalidInput, "deterministic: must be a boolean");
+    spec.deterministic = f->as_bool();
+  }
   if (st = num("max_cost_msat", spec.max_cost_msat); !st) return tl::unexpected(st.error());
   if (st = num("deadline", spec.deadline); !st) return tl::unexpected(st.error());
   if (const auto* f = o.if_contains("open_quotes")) {

@@ -50,7 +50,7 @@ class JobStoreTest : public ::testing::Test {
     r.spec.model = model;
     r.spec.prompt = "prompt of " + id;
     r.spec.max_tokens = 32;
-    r.spec.temperature = 0.5;
+    r.spec.sampling.temperature = 0.5;
     r.spec.max_cost_msat = 1000;
     r.state = JobState::kSubmitted;
     r.created_at = created_at;
@@ -160,7 +160,7 @@ TEST_F(JobStoreTest, TransitionsUpdateTheJobAndAppendNumberedEvents) {
   EXPECT_EQ(got->cost_msat, 77u);
   EXPECT_EQ(got->updated_at, 1010);
   EXPECT_EQ(got->spec.prompt, "prompt of job1");
-  EXPECT_DOUBLE_EQ(got->spec.temperature, 0.5);
+  EXPECT_DOUBLE_EQ(got->spec.sampling.temperature, 0.5);
 
   auto events = store_->events("job1", 0);
   ASSERT_TRUE(events);
@@ -312,14 +312,29 @@ TEST_F(JobStoreTest, SpecRoundTripsAndBadSpecsNameTheField) {
   JobSpec s;
   s.model = "m";
   s.prompt = "p \"quoted\"";
-  s.seed = 18446744073709551615ull;
+  s.sampling.seed = 18446744073709551615ull;
   s.deadline = -1;
   s.open_quotes = true;
   s.priority = "high";
+  s.sampling.top_k = 12;
+  s.sampling.top_p = 0.25;
+  s.sampling.min_p = 0.125;
+  s.sampling.repeat_penalty = 1.5;
+  s.sampling.repeat_last_n = 7;
+  s.sampling.stop = {"\n", "END"};
+  s.deterministic = true;
   auto back = spec_from_json(spec_to_json(s));
   ASSERT_TRUE(back) << back.error().to_string();
   EXPECT_EQ(back->prompt, s.prompt);
-  EXPECT_EQ(back->seed, s.seed);
+  EXPECT_EQ(back->sampling, s.sampling);
+  EXPECT_TRUE(back->deterministic);
+  JobSpec chat;
+  chat.model = "m";
+  chat.messages = {{"system", "brief"}, {"user", "hi \u00e9"}};
+  auto chat_back = spec_from_json(spec_to_json(chat));
+  ASSERT_TRUE(chat_back);
+  EXPECT_EQ(chat_back->messages, chat.messages);
+  EXPECT_TRUE(chat_back->prompt.empty());
   EXPECT_EQ(back->deadline, -1);
   EXPECT_TRUE(back->open_quotes);
   EXPECT_EQ(back->priority, "high");
@@ -327,6 +342,8 @@ TEST_F(JobStoreTest, SpecRoundTripsAndBadSpecsNameTheField) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("max_tokens"), std::string::npos);
   EXPECT_FALSE(spec_from_json("[1]"));
+  EXPECT_FALSE(spec_from_json("{\"stop\":[1]}"));
+  EXPECT_FALSE(spec_from_json("{\"messages\":[{\"role\":\"user\"}]}"));
 }
 
 // Many threads submitting at once: every insert commits, and the writer batches them. Prints the rate.

@@ -2,7 +2,10 @@
 
 #include <openssl/evp.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <vector>
 #include <memory>
 #include <stdexcept>
 
@@ -47,6 +50,26 @@ Hash32 sha256(std::span<const uint8_t> data) {
 
 Hash32 sha256(std::string_view data) {
   return sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+}
+
+Result<Hash32> sha256_file(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) return make_error(ErrorCode::kIo, path + ": " + std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex2(ctx.get(), fetched_sha256(), nullptr) != 1)
+    return make_error(ErrorCode::kInternal, "OpenSSL: SHA256 init failed");
+  std::vector<uint8_t> block(1 << 20);
+  size_t n = 0;
+  while ((n = std::fread(block.data(), 1, block.size(), f.get())) > 0) {
+    if (EVP_DigestUpdate(ctx.get(), block.data(), n) != 1)
+      return make_error(ErrorCode::kInternal, "OpenSSL: SHA256 update failed");
+  }
+  if (std::ferror(f.get()) != 0) return make_error(ErrorCode::kIo, path + ": read error");
+  Hash32 out{};
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1)
+    return make_error(ErrorCode::kInternal, "OpenSSL: SHA256 final failed");
+  return out;
 }
 
 Hash32 hmac_sha256(std::span<const uint8_t> key, std::initializer_list<std::span<const uint8_t>> parts) {

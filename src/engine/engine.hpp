@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/generation.hpp"
 #include "core/result.hpp"
 
 namespace infernet::engine {
@@ -24,29 +25,43 @@ struct ModelDescription {
   uint64_t parameters = 0;
   std::string quantization;
   uint32_t context_length = 0;
-  std::vector<std::string> capabilities;  // "text-generation", ...
+  std::vector<std::string> capabilities;  // "text-generation", "chat", ...
+  // What a run with deterministic = true pins, so that another provider can reproduce it bit for bit:
+  // e.g. "llama.cpp de3ff81 cpu; threads=2 ubatch=512 flash_attn=off; one sequence per decode". "" if nothing.
+  std::string determinism;
 };
 
 struct GenerateRequest {
   std::string id;  // the caller's id, echoed in callbacks and used by cancel()
   std::string model;
-  std::string prompt;
+  std::string prompt;                 // a raw prompt, or
+  std::vector<ChatMessage> messages;  // a conversation, rendered with the model's chat template
   uint32_t max_tokens = 256;
-  double temperature = 0;
-  uint64_t seed = 0;
+  SamplingParams sampling;
+  // Run so that the same model, parameters and seed on the same build give the same text: the engine
+  // pins what its ModelDescription::determinism says, at some cost in throughput.
+  bool deterministic = false;
 };
 
+// Why a generation ended.
+enum class FinishReason { kStop, kLength };  // end of text or a stop sequence; max_tokens reached
+// "stop", "length": the names OpenAI's API uses.
+const char* to_string(FinishReason reason);
+
 struct GenerateUsage {
-  uint32_t input_tokens = 0;
-  uint32_t output_tokens = 0;
+  uint32_t input_tokens = 0;   // the prompt, after the chat template
+  uint32_t output_tokens = 0;  // tokens generated, including any that completed a stop sequence
   double seconds = 0;
+  double first_token_seconds = 0;  // submit to first piece; 0 when there was none
+  FinishReason finish_reason = FinishReason::kLength;
 };
 
 struct GenerateCallbacks {
-  // Each new piece of output, in order. Runs on an engine thread; must not block for long.
+  // Each new piece of output, in order, whole UTF-8 characters only; text that could be the start of a stop
+  // sequence is held back until it is known not to be. Runs on an engine thread; must not block for long.
   std::function<void(std::string_view piece, uint32_t tokens_so_far)> on_piece;
   // Exactly once: the usage, or the error (canceled_error() after cancel() or stop(), kInvalidInput for an
-  // unknown model or bad parameters, kIo/kInternal for an engine failure). Usually on an engine thread; for a
+  // unknown model, bad parameters or a prompt longer than the context, kIo/kInternal for an engine failure). Usually on an engine thread; for a
   // run canceled while still queued, on the thread calling cancel() or stop().
   std::function<void(Result<GenerateUsage>)> on_done;
 };

@@ -40,12 +40,17 @@ void check_job(FieldErrors& e, std::string_view job_id, uint32_t attempt) {
 void check(FieldErrors& e, const JobRequest& m, bool utf8) {
   check_job(e, m.job_id, m.attempt);
   check_id(e, "model", m.model, kRequired);
-  if (e.ok() && m.prompt.empty()) e.fail("prompt", "must not be empty");
+  if (e.ok() && m.prompt.empty() == m.messages.empty()) e.fail("prompt", "give either a prompt or messages");
   check_text(e, "prompt", m.prompt, kMaxPromptBytes, utf8);
+  if (e.ok()) {
+    if (auto st = check_messages(m.messages, kMaxPromptBytes); !st) e.fail(st.error());
+  }
   if (e.ok() && (m.max_tokens < 1 || m.max_tokens > kMaxTokensLimit)) {
     e.fail("max_tokens", "must be an integer from 1 to 65536");
   }
-  check_range(e, "temperature", m.temperature, 0, 2);
+  if (e.ok()) {
+    if (auto st = check_sampling(m.sampling); !st) e.fail(st.error());
+  }
   check_priority(e, "priority", m.priority);
   check_non_negative(e, "deadline", m.deadline);
   check_id(e, "quote_id", m.quote_id, kOptional);
@@ -71,6 +76,9 @@ void check(FieldErrors& e, const JobResult& m, bool utf8) {
   check_text(e, "output", m.output, kMaxOutputBytes, utf8);
   check_id(e, "error_code", m.error_code, m.ok ? kOptional : kRequired);
   check_text(e, "error", m.error, kMaxTextBytes, utf8);
+  if (e.ok() && !m.finish_reason.empty() && m.finish_reason != "stop" && m.finish_reason != "length") {
+    e.fail("finish_reason", "must be stop or length");
+  }
   // A year of engine time is far beyond any job; the bound keeps the number finite and sane.
   check_range(e, "seconds", m.seconds, 0, 31'536'000);
 }
@@ -97,10 +105,32 @@ void write(ContentWriter& w, const JobRequest& m) {
   w.text("job_id", m.job_id);
   w.unsigned_integer("attempt", m.attempt);
   w.text("model", m.model);
-  w.text("prompt", m.prompt);
+  if (!m.messages.empty()) {
+    w.begin_array("messages");
+    for (const ChatMessage& message : m.messages) {
+      w.begin_object({});
+      w.text("role", message.role);
+      w.text("content", message.content);
+      w.end_object();
+    }
+    w.end_array();
+  } else {
+    w.text("prompt", m.prompt);
+  }
   w.unsigned_integer("max_tokens", m.max_tokens);
-  w.number("temperature", m.temperature);
-  w.unsigned_integer("seed", m.seed);
+  // Sampling parameters are written only when they differ from their neutral value, except the two that
+  // every request has always carried.
+  const SamplingParams& p = m.sampling;
+  const SamplingParams neutral;
+  w.number("temperature", p.temperature);
+  w.unsigned_integer("seed", p.seed);
+  if (p.top_k != neutral.top_k) w.unsigned_integer("top_k", p.top_k);
+  if (p.top_p != neutral.top_p) w.number("top_p", p.top_p);
+  if (p.min_p != neutral.min_p) w.number("min_p", p.min_p);
+  if (p.repeat_penalty != neutral.repeat_penalty) w.number("repeat_penalty", p.repeat_penalty);
+  if (p.repeat_last_n != neutral.repeat_last_n) w.unsigned_integer("repeat_last_n", p.repeat_last_n);
+  if (!p.stop.empty()) w.text_list("stop", p.stop);
+  if (m.deterministic) w.boolean("deterministic", true);
   w.unsigned_integer("max_cost_msat", m.max_cost_msat);
   w.text("priority", m.priority);
   w.signed_integer("deadline", m.deadline);
@@ -138,6 +168,7 @@ void write(ContentWriter& w, const JobResult& m) {
   w.unsigned_integer("input_tokens", m.usage.input_tokens);
   w.unsigned_integer("output_tokens", m.usage.output_tokens);
   w.end_object();
+  if (!m.finish_reason.empty()) w.text("finish_reason", m.finish_reason);
   w.unsigned_integer("cost_msat", m.cost_msat);
   w.number("seconds", m.seconds);
 }
@@ -165,7 +196,10 @@ void write(ContentWriter& w, const Offer& m) {
 }
 
 size_t text_bytes(const JobRequest& m) {
-  return m.prompt.size() + m.resume_text.size();
+  size_t n = m.prompt.size() + m.resume_text.size();
+  for (const ChatMessage& message : m.messages) n += message.content.size() + message.role.size() + 32;
+  for (const std::string& stop : m.sampling.stop) n += stop.size();
+  return n;
 }
 size_t text_bytes(const JobStatus& m) {
   return m.reason.size();
@@ -192,10 +226,32 @@ void read(FieldReader& r, JobRequest& m) {
   r.text("job_id", m.job_id, kRequired);
   r.integer("attempt", m.attempt, kRequired);
   r.text("model", m.model, kRequired);
-  r.text("prompt", m.prompt, kRequired);
+  r.text("prompt", m.prompt, kOptional);
+  if (const json::array* list = r.array("messages", kOptional, kMaxChatMessages)) {
+    for (size_t i = 0; i < list->size() && r.errors().ok(); ++i) {
+      const std::string at = "messages[" + std::to_string(i) + "]";
+      const json::object* o = (*list)[i].if_object();
+      if (o == nullptr) {
+        r.errors().fail(at, "must be an object");
+        break;
+      }
+      FieldReader mr(*o, r.errors(), at + ".");
+      ChatMessage& message = m.messages.emplace_back();
+      mr.text("role", message.role, kRequired);
+      mr.text("content", message.content, kRequired);
+    }
+  }
   r.integer("max_tokens", m.max_tokens, kRequired);
-  r.number("temperature", m.temperature, kOptional);
-  r.integer("seed", m.seed, kOptional);
+  SamplingParams& p = m.sampling;
+  r.number("temperature", p.temperature, kOptional);
+  r.integer("seed", p.seed, kOptional);
+  r.integer("top_k", p.top_k, kOptional);
+  r.number("top_p", p.top_p, kOptional);
+  r.number("min_p", p.min_p, kOptional);
+  r.number("repeat_penalty", p.repeat_penalty, kOptional);
+  r.integer("repeat_last_n", p.repeat_last_n, kOptional);
+  r.text_list("stop", p.stop, kOptional, kMaxStopSequences);
+  r.boolean("deterministic", m.deterministic, kOptional);
   r.integer("max_cost_msat", m.max_cost_msat, kOptional);
   r.text("priority", m.priority, kOptional);
   r.integer("deadline", m.deadline, kOptional);
@@ -243,6 +299,7 @@ void read(FieldReader& r, JobResult& m) {
     u.integer("input_tokens", m.usage.input_tokens, kOptional);
     u.integer("output_tokens", m.usage.output_tokens, kOptional);
   }
+  r.text("finish_reason", m.finish_reason, kOptional);
   r.integer("cost_msat", m.cost_msat, kOptional);
   r.number("seconds", m.seconds, kOptional);
 }

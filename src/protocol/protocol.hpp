@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/generation.hpp"
 #include "core/result.hpp"
 #include "nostr/event.hpp"
 #include "nostr/keys.hpp"
@@ -84,6 +85,9 @@ struct ModelInfo {
   uint32_t context_length = 0;
   std::string engine;                     // the engine serving it: "fake", "llama", "torch"
   std::vector<std::string> capabilities;  // "text-generation", "chat", "embeddings", ...
+  // What the provider pins for a job sent with deterministic = true (engine build, threads, batch
+  // settings); "" when it cannot promise reproducible text.
+  std::string determinism;
 
   bool operator==(const ModelInfo&) const = default;
 };
@@ -182,10 +186,11 @@ struct JobRequest {
   std::string job_id;    // the consumer's id of the job (stable across attempts)
   uint32_t attempt = 1;  // 1 for the first provider, 2 after the first reassignment, ...
   std::string model;
-  std::string prompt;
+  std::string prompt;                 // a raw prompt, or
+  std::vector<ChatMessage> messages;  // a conversation (the provider applies the model's chat template)
   uint32_t max_tokens = 256;
-  double temperature = 0;
-  uint64_t seed = 0;
+  SamplingParams sampling;     // on the wire as flat fields: temperature, top_k, ..., seed, stop
+  bool deterministic = false;  // run as the model's announced `determinism` pins, for reproducible text
   uint64_t max_cost_msat = 0;  // 0: no cap
   std::string priority = "normal";
   int64_t deadline = 0;     // unix seconds; 0: none
@@ -232,6 +237,8 @@ struct Usage {
   bool operator==(const Usage&) const = default;
 };
 
+// Why an output ended: "stop" (end of text or a stop sequence), "length" (max_tokens or the context).
+
 struct JobResult {
   std::string job_id;
   uint32_t attempt = 1;
@@ -240,6 +247,7 @@ struct JobResult {
   std::string error_code;  // (not ok) "engine", "canceled", "provider-restarted", ...
   std::string error;
   Usage usage;
+  std::string finish_reason;  // (ok) "stop" or "length"; "" from providers that do not say
   uint64_t cost_msat = 0;
   double seconds = 0;  // engine time
 

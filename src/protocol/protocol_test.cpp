@@ -31,13 +31,30 @@ JobRequest sample_request() {
   m.model = "tinyllama-q4";
   m.prompt = "Write a haiku about \"relays\".\nTabs\tand ünïcödé 🚀";
   m.max_tokens = 128;
-  m.temperature = 0.7;
-  m.seed = 18'446'744'073'709'551'615ULL;
+  m.sampling.temperature = 0.7;
+  m.sampling.seed = 18'446'744'073'709'551'615ULL;
+  m.sampling.top_k = 40;
+  m.sampling.top_p = 0.9;
+  m.sampling.min_p = 0.05;
+  m.sampling.repeat_penalty = 1.1;
+  m.sampling.repeat_last_n = 128;
+  m.sampling.stop = {"\n\n", "END"};
   m.max_cost_msat = 50'000;
   m.priority = "high";
   m.deadline = kNow + 600;
   m.quote_id = "q-1";
   m.resume_text = "Signed notes drift";
+  return m;
+}
+
+// A conversation instead of a raw prompt, run deterministically.
+JobRequest sample_chat_request() {
+  JobRequest m;
+  m.job_id = "job-chat";
+  m.model = "tinyllama-q4";
+  m.messages = {{"system", "Answer in one line."}, {"user", "What is a relay? 🚀"}, {"assistant", "A"}};
+  m.max_tokens = 16;
+  m.deterministic = true;
   return m;
 }
 
@@ -63,6 +80,7 @@ JobResult sample_result() {
   m.ok = true;
   m.output = "Signed notes drift\nacross relays";
   m.usage = {12, 34};
+  m.finish_reason = "length";
   m.cost_msat = 1234;
   m.seconds = 0.5;
   return m;
@@ -88,8 +106,8 @@ Offer sample_offer() {
 }
 
 std::vector<JobMessage> every_message() {
-  return {sample_request(),       sample_status(), sample_progress(), sample_result(),
-          sample_failed_result(), sample_cancel(), sample_receipt(),  sample_offer()};
+  return {sample_request(), sample_chat_request(),  sample_status(),  sample_progress(), sample_result(),
+          sample_failed_result(), sample_cancel(), sample_receipt(), sample_offer()};
 }
 
 Announcement sample_announcement() {
@@ -104,7 +122,8 @@ Announcement sample_announcement() {
                       "q4_0",
                       2048,
                       "llama",
-                      {"text-generation", "chat"}});
+                      {"text-generation", "chat"},
+                      "llama.cpp de3ff81 cpu; threads=2 ubatch=512 flash_attn=off; one sequence per decode"});
   a.models.push_back({"fake-echo", "", "fake", 0, "", 4096, "fake", {"text-generation"}});
   a.prices = {1000, 2000, 5, 10, {{"low", 80}, {"normal", 100}, {"high", 150}}};
   a.capacity = {2, 8, 1, 0};
@@ -394,7 +413,7 @@ TEST(Content, EachRequiredFieldMissingIsNamed) {
     std::vector<const char*> required;
   };
   const std::vector<Case> cases = {
-      {sample_request(), {"job_id", "attempt", "model", "prompt", "max_tokens"}},
+      {sample_request(), {"job_id", "attempt", "model", "max_tokens"}},
       {sample_status(), {"job_id", "attempt", "status"}},
       {sample_progress(), {"job_id", "attempt", "seq", "text"}},
       {sample_result(), {"job_id", "attempt", "ok"}},
@@ -412,6 +431,16 @@ TEST(Content, EachRequiredFieldMissingIsNamed) {
       EXPECT_EQ(r.error().message, std::string(field) + ": missing");
     }
   }
+  // A request needs a prompt or messages, and not both.
+  auto no_prompt =
+      from_content(kJobRequest, edited_content(sample_request(), [](json::object& o) { o.erase("prompt"); }));
+  ASSERT_FALSE(no_prompt);
+  EXPECT_EQ(no_prompt.error().message, "prompt: give either a prompt or messages");
+  auto both = from_content(kJobRequest, edited_content(sample_chat_request(), [](json::object& o) {
+                             o["prompt"] = "and a prompt";
+                           }));
+  ASSERT_FALSE(both);
+  EXPECT_EQ(both.error().message, "prompt: give either a prompt or messages");
   // Fields required only in some states.
   auto rejected = from_content(
       kJobStatus, edited_content(sample_status(), [](json::object& o) { o.erase("reason_code"); }));
@@ -429,7 +458,9 @@ TEST(Content, OptionalFieldsTakeTheirDefaults) {
   ASSERT_TRUE(r) << r.error().to_string();
   const auto& m = std::get<JobRequest>(*r);
   EXPECT_EQ(m.priority, "normal");
-  EXPECT_EQ(m.temperature, 0);
+  EXPECT_EQ(m.sampling, SamplingParams{});
+  EXPECT_TRUE(m.messages.empty());
+  EXPECT_FALSE(m.deterministic);
   EXPECT_EQ(m.deadline, 0);
   EXPECT_EQ(m.quote_id, "");
 }
@@ -497,11 +528,24 @@ TEST(Content, RangesAreChecked) {
       {sample_request(), "attempt", json::value(0), "attempt: must be at least 1"},
       {sample_request(), "max_tokens", json::value(0), "max_tokens: must be an integer from 1 to 65536"},
       {sample_request(), "max_tokens", json::value(65537), "max_tokens: must be an integer from 1 to 65536"},
-      {sample_request(), "temperature", json::value(2.01), "temperature: must be a number from 0 to 2"},
-      {sample_request(), "temperature", json::value(-0.1), "temperature: must be a number from 0 to 2"},
+      {sample_request(), "temperature", json::value(2.01), "temperature: must be from 0 to 2"},
+      {sample_request(), "temperature", json::value(-0.1), "temperature: must be from 0 to 2"},
+      {sample_request(), "top_p", json::value(0), "top_p: must be greater than 0 and at most 1"},
+      {sample_request(), "min_p", json::value(1), "min_p: must be at least 0 and less than 1"},
+      {sample_request(), "repeat_penalty", json::value(0), "repeat_penalty: must be greater than 0 and at most 4"},
+      {sample_request(), "top_k", json::value(100001), "top_k: must be from 0 to 100000"},
+      {sample_request(), "repeat_last_n", json::value(9000), "repeat_last_n: must be from 0 to 8192"},
+      {sample_request(), "stop", json::array{"a", ""}, "stop[1]: must be 1 to 64 bytes"},
+      {sample_request(), "stop", json::array{"a", "b", "c", "d", "e"}, "stop: must have at most 4 entries"},
+      {sample_chat_request(), "messages", json::array{json::object{{"role", "robot"}, {"content", "x"}}},
+       "messages[0].role: must be system, user or assistant"},
+      {sample_chat_request(), "messages", json::array{json::object{{"role", "user"}}},
+       "messages[0].content: missing"},
+      {sample_chat_request(), "messages", json::array{"text"}, "messages[0]: must be an object"},
+      {sample_result(), "finish_reason", json::value("maybe"), "finish_reason: must be stop or length"},
       {sample_request(), "priority", json::value("urgent"), "priority: must be low, normal or high"},
       {sample_request(), "deadline", json::value(-5), "deadline: must not be negative"},
-      {sample_request(), "prompt", json::value(""), "prompt: must not be empty"},
+      {sample_request(), "prompt", json::value(""), "prompt: give either a prompt or messages"},
       {sample_request(), "job_id", json::value("has space"),
        "job_id: must be visible ASCII characters (no spaces or control characters)"},
       {sample_progress(), "fraction", json::value(1.5), "fraction: must be a number from 0 to 1"},

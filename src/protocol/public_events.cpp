@@ -52,6 +52,7 @@ void check_model(FieldErrors& e, const std::string& at, const ModelInfo& m, bool
   check_text(e, at + ".quantization", m.quantization, kMaxIdBytes, utf8);
   check_text(e, at + ".engine", m.engine, kMaxIdBytes, utf8);
   check_text_list(e, at + ".capabilities", m.capabilities, utf8);
+  check_text(e, at + ".determinism", m.determinism, kMaxTextBytes, utf8);
 }
 
 void check_announcement(FieldErrors& e, const Announcement& a, bool utf8) {
@@ -123,6 +124,7 @@ void write_announcement(ContentWriter& w, const Announcement& a) {
     w.unsigned_integer("context_length", m.context_length);
     w.text("engine", m.engine);
     w.text_list("capabilities", m.capabilities);
+    if (!m.determinism.empty()) w.text("determinism", m.determinism);
     w.end_object();
   }
   w.end_array();
@@ -188,6 +190,7 @@ void read_models(FieldReader& r, std::vector<ModelInfo>& models) {
     mr.integer("context_length", m.context_length, kOptional);
     mr.text("engine", m.engine, kOptional);
     mr.text_list("capabilities", m.capabilities, kOptional, kMaxListItems);
+    mr.text("determinism", m.determinism, kOptional);
   }
 }
 

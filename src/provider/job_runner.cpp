@@ -123,9 +123,10 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   run.id = job->key;
   run.model = job->request.model;
   run.prompt = job->request.prompt;
+  run.messages = job->request.messages;
   run.max_tokens = job->request.max_tokens;
-  run.temperature = job->request.temperature;
-  run.seed = job->request.seed;
+  run.sampling = job->request.sampling;
+  run.deterministic = job->request.deterministic;
   std::weak_ptr<NodeCore> weak = weak_from_this();
   engine::GenerateCallbacks callbacks;
   callbacks.on_piece = [weak, job](std::string_view piece, uint32_t tokens) {
@@ -146,7 +147,9 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
                  submitted.error().to_string());
     protocol::JobResult result = canceled_result(*job);
     result.ok = false;
-    result.error_code = "engine";
+    // A request the engine cannot run as asked (a prompt longer than the context, a model without a chat
+    // template) fails the same way on every provider of that model; the code tells the consumer so.
+    result.error_code = submitted.error().code == ErrorCode::kInvalidInput ? "invalid-input" : "engine";
     result.error = submitted.error().message;
     finish(job, std::move(result), JobRecordState::kFailed);
     return;
@@ -269,6 +272,7 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
       if (outcome || job->truncated) {
         result.ok = true;
         result.output = job->output;
+        result.finish_reason = outcome ? engine::to_string(outcome->finish_reason) : "length";
         result.error_code.clear();
         result.error.clear();
         state = JobRecordState::kCompleted;

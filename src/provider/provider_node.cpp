@@ -72,7 +72,8 @@ Status NodeCore::start() {
                                           .quantization = m.quantization,
                                           .context_length = m.context_length,
                                           .engine = engine_name,
-                                          .capabilities = m.capabilities});
+                                          .capabilities = m.capabilities,
+                                          .determinism = m.determinism});
     served_.insert(m.name);
   }
   if (models_.empty()) return make_error(ErrorCode::kInvalidInput, "provider: the engine serves no models");

@@ -1,0 +1,15 @@
+#include "engine/engine.hpp"
+
+namespace infernet::engine {
+
+const char* to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+  }
+  return "length";
+}
+
+}  // namespace infernet::engine
