@@ -14,6 +14,8 @@ namespace infernet::cli {
 
 // submit, status, watch, cancel, jobs, providers, models (cmd_jobs.cpp).
 void add_job_commands(CLI::App& app, CommandContext& ctx);
+// model make tiny|random (cmd_model.cpp).
+void add_model_commands(CLI::App& app, CommandContext& ctx);
 
 Result<Config> CommandContext::load_config() const {
   ConfigSources sources;
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
   add_node_commands(app, ctx);
   add_relay_client_commands(app, ctx);
   add_job_commands(app, ctx);
+  add_model_commands(app, ctx);
 
   // Logging is configured after parsing so that --log-level and the config file both count.
   app.parse_complete_callback([&ctx] {

@@ -502,7 +502,7 @@ TEST_F(ConsumerNodeTest, CancelTellsTheProvider) {
   EXPECT_EQ(provider.cancels()[0].job_id, job->id);
   EXPECT_EQ(provider.cancels()[0].attempt, 1u);
   // The provider's answer to the cancel changes nothing; canceling again returns the job unchanged.
-  protocol::JobResult aborted{job->id, 1, false, "", "canceled", "stopped", {}, 0, 0};
+  protocol::JobResult aborted{.job_id = job->id, .attempt = 1, .ok = false, .error_code = "canceled", .error = "stopped"};
   provider.send(aborted, keys_.public_key());
   std::this_thread::sleep_for(100ms);
   auto again = node_->cancel(job->id);

@@ -1,0 +1,138 @@
+// Real inference across the network: a relay, two providers serving the project's own tiny model through the
+// llama engine, and a consumer, all real processes on loopback, driven through the CLI and the REST API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startNode, api, waitFor, tempDir } from './node_process.mjs';
+import { BIN } from './infernet_cli.mjs';
+
+const MODEL = process.env.INFERNET_TINY_MODEL;
+const CORPUS = '/usr/share/common-licenses/Apache-2.0';
+const skip = !MODEL ? 'INFERNET_TINY_MODEL is not set (the build makes it: target tiny_model)' : false;
+
+function cli(args) {
+  return new Promise((resolve) => {
+    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function network() {
+  const models = tempDir('infernet-models-');
+  copyFileSync(MODEL, join(models, 'tiny.gguf'));
+  // A broken file beside it: reported and skipped, never fatal.
+  writeFileSync(join(models, 'broken.gguf'), 'GGUF and nothing else');
+  const relay = await startNode({ roles: ['relay'] });
+  const common = { 'node.relays': relay.relayUrl, 'node.heartbeat_seconds': 1 };
+  const provs = [];
+  for (let i = 0; i < 2; i++) {
+    provs.push(await startNode({
+      roles: ['provider'],
+      settings: { ...common, 'provider.engine': 'llama', 'provider.models_dir': models, 'provider.threads': 1,
+        'provider.context': 256, 'provider.name': `llama-${i}` },
+    }));
+  }
+  const consumer = await startNode({ roles: ['consumer'], settings: common });
+  await waitFor(async () => {
+    const r = await api(consumer, 'GET', '/api/v1/providers');
+    return r.status === 200 && r.body.providers.filter((p) => p.alive).length === 2;
+  }, 20000, 'providers announced to the consumer');
+  const all = [relay, ...provs, consumer];
+  return { relay, providers: provs, consumer, stop: () => Promise.all(all.map((n) => n.stop('SIGKILL'))) };
+}
+
+async function finalJob(consumer, id, ms = 30000) {
+  return waitFor(async () => {
+    const r = await api(consumer, 'GET', `/api/v1/jobs/${id}`);
+    return ['completed', 'failed', 'canceled', 'expired'].includes(r.body.state) ? r.body : null;
+  }, ms, `job ${id} to finish`);
+}
+
+test('the tiny model serves jobs across the network and continues its corpus', { skip }, async () => {
+  const net = await network();
+  try {
+    // The provider announced the model from its GGUF header, with its fingerprint; the broken file is not there.
+    const models = (await api(net.consumer, 'GET', '/api/v1/models')).body.models;
+    const tiny = models.find((m) => m.name === 'tiny');
+    assert.ok(tiny, JSON.stringify(models));
+    assert.ok(!models.some((m) => m.name === 'broken'));
+    assert.match(JSON.stringify(tiny), /[0-9a-f]{64}/);
+    assert.match(net.providers[0].stderr(), /broken\.gguf/);
+
+    // Greedy decoding of the start of a corpus line goes on as the corpus does, for most lines (the model is
+    // small: a line whose start also begins other lines can drift to one of them).
+    const corpus = readFileSync(CORPUS, 'utf8');
+    const starts = ['"Derivative Works" shall mean any work', 'You may obtain a copy of the License at',
+      'appropriateness of using or redistributing'];
+    let reproduced = 0;
+    let r;
+    for (const prompt of starts) {
+      const at = corpus.indexOf(prompt);
+      assert.ok(at >= 0, prompt);
+      r = await cli(['submit', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt', prompt,
+        '--max-tokens', '30', '--watch']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.length > 0);
+      if (corpus.startsWith(r.stdout, at + prompt.length)) reproduced++;
+    }
+    assert.ok(reproduced >= 2, `only ${reproduced} of 3 corpus lines continued as the corpus does`);
+    const prompt = starts[starts.length - 1];
+
+    // The same request again gives the same text; the job carries the engine's token counts.
+    const again = await cli(['submit', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt', prompt,
+      '--max-tokens', '30', '--deterministic', '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const job = await finalJob(net.consumer, JSON.parse(again.stdout).id);
+    assert.equal(job.state, 'completed', JSON.stringify(job));
+    assert.equal(job.output, r.stdout);
+    assert.equal(job.usage.input_tokens, prompt.length + 1);
+    assert.equal(job.usage.output_tokens, 30);
+    assert.equal(job.deterministic, true);
+  } finally {
+    await net.stop();
+  }
+});
+
+test('chat messages, stop sequences and sampling parameters reach the engine', { skip }, async () => {
+  const net = await network();
+  try {
+    const post = async (body) => {
+      const r = await api(net.consumer, 'POST', '/api/v1/jobs', { model: 'tiny', max_tokens: 40, ...body });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return finalJob(net.consumer, r.body.id);
+    };
+    const chat = await post({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] });
+    assert.equal(chat.state, 'completed', JSON.stringify(chat));
+    // The chat template wraps 11 bytes of content in its own markers.
+    assert.ok(chat.usage.input_tokens > 30, JSON.stringify(chat.usage));
+
+    const full = await post({ prompt: 'Licensed under the ' });
+    assert.equal(full.state, 'completed');
+    const stop = full.output.slice(8, 11);
+    const stopped = await post({ prompt: 'Licensed under the ', stop: [stop] });
+    assert.equal(stopped.output, full.output.slice(0, full.output.indexOf(stop)));
+
+    const a = await post({ prompt: 'The ', temperature: 1.5, seed: 11, top_k: 20, top_p: 0.95, min_p: 0.01,
+      repeat_penalty: 1.2, repeat_last_n: 32, deterministic: true });
+    const b = await post({ prompt: 'The ', temperature: 1.5, seed: 11, top_k: 20, top_p: 0.95, min_p: 0.01,
+      repeat_penalty: 1.2, repeat_last_n: 32, deterministic: true });
+    assert.equal(a.state, 'completed');
+    assert.equal(a.output, b.output, 'the same seed and parameters give the same text');
+
+    // A prompt longer than the context fails with the engine's reason, and the API refuses bad parameters.
+    const long = await post({ prompt: 'a'.repeat(400) });
+    assert.equal(long.state, 'failed');
+    assert.match(long.error, /context/);
+    const bad = await api(net.consumer, 'POST', '/api/v1/jobs', { model: 'tiny', prompt: 'x', top_p: 0 });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.stringify(bad.body), /top_p/);
+  } finally {
+    await net.stop();
+  }
+});
