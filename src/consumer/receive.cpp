@@ -214,7 +214,14 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
     add_event(*job, w, "error", error_data(attempt, provider, m.error_code, m.error));
     std::string reason = "the provider reported an error: " + m.error_code;
     if (!m.error.empty()) reason += ": " + m.error;
-    reassign(*job, w, "failed", reason, false);
+    if (m.error_code == "invalid-input") {
+      // The request itself cannot run on this model (a prompt longer than its context, say): every provider
+      // of the model would refuse it the same way, so the job fails now instead of touring them.
+      end_attempt(*job, w, "failed", reason, false);
+      finish(*job, w, JobState::kFailed, reason);
+    } else {
+      reassign(*job, w, "failed", reason, false);
+    }
   } else if (cap != 0 && m.cost_msat > cap) {
     // The budget is a hard cap: no receipt, and the job fails rather than accept the charge.
     const std::string reason = "provider charged over budget: " + std::to_string(m.cost_msat) +
