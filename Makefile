@@ -14,7 +14,7 @@ test: bootstrap
 
 build: bootstrap
 	cmake --preset release >/dev/null
-	cmake --build --preset release --target infernet
+	cmake --build --preset release --target infernet tiny_model
 
 bootstrap:
 	scripts/bootstrap.sh

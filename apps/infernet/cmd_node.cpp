@@ -252,8 +252,10 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       if (!node) return fail(with_context(node.error(), "provider database " + options->database));
       provider_node = std::move(*node);
       if (auto st = provider_node->start(); !st) return fail(st.error());
-      std::printf("provider %s serving %s on %s engine\n", npub.c_str(),
-                  config->get_string("provider.models").c_str(), engine->name().c_str());
+      std::string served;
+      for (const auto& m : engine->models()) served += (served.empty() ? "" : ",") + m.name;
+      std::printf("provider %s serving %s on %s engine\n", npub.c_str(), served.c_str(),
+                  engine->name().c_str());
     }
     if (opts.consumer) {
       auto options = consumer_options(*config);
