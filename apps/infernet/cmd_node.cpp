@@ -17,6 +17,7 @@
 #include "core/clock.hpp"
 #include "engine/fake/fake_engine.hpp"
 #include "engine/llama/llama_engine.hpp"
+#include "engine/proxy/proxy_engine.hpp"
 #include "net/io_pool.hpp"
 #include "net/listen_address.hpp"
 #include "net/server.hpp"
@@ -151,17 +152,33 @@ Result<std::unique_ptr<engine::Engine>> make_llama(const Config& config) {
   return engine::make_llama_engine(options);
 }
 
+Result<std::unique_ptr<engine::Engine>> make_proxy(const Config& config) {
+  engine::ProxyEngineOptions options;
+  options.base_url = config.get_string("provider.proxy_url");
+  if (options.base_url.empty()) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "provider.proxy_url: the proxy engine needs the server's base URL, e.g. "
+                      "http://127.0.0.1:8080/v1");
+  }
+  options.api_key = config.get_string("provider.proxy_api_key");
+  options.models = split_list(config.get_string("provider.models"));
+  options.slots = static_cast<size_t>(std::clamp<int64_t>(config.get_int("provider.slots"), 1, 256));
+  options.queue_capacity =
+      static_cast<size_t>(std::max<int64_t>(0, config.get_int("provider.queue"))) + options.slots;
+  return engine::make_proxy_engine(options);
+}
+
 Result<std::unique_ptr<engine::Engine>> make_engine(const Config& config) {
   const std::string& name = config.get_string("provider.engine");
   if (name == "llama") return make_llama(config);
+  if (name == "proxy") return make_proxy(config);
   if (name != "fake") {
     return make_error(ErrorCode::kInvalidInput,
                       "provider.engine: unknown engine '" + name + "' (available: llama, proxy, fake)");
   }
   engine::FakeEngineOptions options;
   options.models = split_list(config.get_string("provider.models"));
-  if (options.models.empty())
-    return make_error(ErrorCode::kInvalidInput, "provider.models: name at least one model");
+  if (options.models.empty()) options.models = {"fake-echo"};
   options.slots = static_cast<size_t>(std::max<int64_t>(1, config.get_int("provider.slots")));
   options.queue_capacity =
       static_cast<size_t>(std::max<int64_t>(0, config.get_int("provider.queue"))) + options.slots;

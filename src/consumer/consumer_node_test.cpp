@@ -512,6 +512,30 @@ TEST_F(ConsumerNodeTest, CancelTellsTheProvider) {
   EXPECT_EQ(node_->cancel("no-such-job").error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(ConsumerNodeTest, ARequestRefusedAsInvalidInputFailsWithoutTouringOtherProviders) {
+  // The cheaper provider is asked first and refuses the request as one its model cannot run; the other would
+  // complete anything it is sent, and is sent nothing.
+  auto& refusing = add_provider({.name = "refusing", .per_job_msat = 1, .script = Script::kManual});
+  auto& willing = add_provider({.name = "willing", .per_job_msat = 50});
+  open_node();
+  ASSERT_TRUE(providers_alive(2));
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(refusing.wait_requests(1));
+  protocol::JobResult refused{.job_id = job->id,
+                              .attempt = 1,
+                              .ok = false,
+                              .error_code = "invalid-input",
+                              .error = "prompt: 300 tokens does not fit model m's context of 256 tokens per job"};
+  refusing.send(refused, keys_.public_key());
+  wait_state(job->id, JobState::kFailed);
+  auto got = node_->get(job->id);
+  ASSERT_TRUE(got);
+  EXPECT_NE(got->error.find("does not fit"), std::string::npos) << got->error;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(willing.requests().empty());
+}
+
 TEST_F(ConsumerNodeTest, WatchersReattachingFromTheirLastSeqSeeNoGapsOrDuplicates) {
   std::vector<std::string> chunks;
   for (int i = 0; i < 30; ++i)

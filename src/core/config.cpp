@@ -73,8 +73,9 @@ constexpr ConfigKeySpec kKeys[] = {
      "Engine serving jobs: llama (every GGUF file in provider.models_dir, through llama.cpp), proxy (an "
      "OpenAI-compatible server at provider.proxy_url) or fake (deterministic, runs no model: tests only).",
      false},
-    {"provider.models", ConfigType::kString, "fake-echo",
-     "Comma-separated models this provider serves (fake engine; the proxy engine: empty asks the server).",
+    {"provider.models", ConfigType::kString, "",
+     "Comma-separated model names for the fake engine (empty: fake-echo) and the proxy engine (empty: every "
+     "model the server lists). The llama engine serves its models directory instead.",
      false},
     {"provider.models_dir", ConfigType::kString, "",
      "Directory of GGUF files the llama engine serves, each under its file name without .gguf. Empty means "

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNode, api, waitFor, tempDir } from './node_process.mjs';
@@ -134,5 +135,57 @@ test('chat messages, stop sequences and sampling parameters reach the engine', {
     assert.match(JSON.stringify(bad.body), /top_p/);
   } finally {
     await net.stop();
+  }
+});
+
+test('a provider on the proxy engine forwards jobs to a running llama-server', { skip: skip || (!process.env.INFERNET_LLAMA_SERVER && 'INFERNET_LLAMA_SERVER is not set') }, async () => {
+  // llama-server on a port the OS picked a moment ago.
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = probe.address();
+      probe.close(() => resolve(p));
+    });
+  });
+  const server = spawn(process.env.INFERNET_LLAMA_SERVER, ['--host', '127.0.0.1', '--port', String(port), '-m',
+    MODEL, '-c', '512', '-np', '2', '-t', '1', '--no-webui'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  server.stdout.on('data', (d) => { log += d; });
+  server.stderr.on('data', (d) => { log += d; });
+  const nodes = [];
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => {
+      const health = await fetch(`${url}/health`).catch(() => null);
+      return health && health.status === 200;
+    }, 30000, `llama-server to listen:\n${log}`);
+    const relay = await startNode({ roles: ['relay'] });
+    nodes.push(relay);
+    const common = { 'node.relays': relay.relayUrl, 'node.heartbeat_seconds': 1 };
+    nodes.push(await startNode({
+      roles: ['provider'],
+      settings: { ...common, 'provider.engine': 'proxy', 'provider.proxy_url': `${url}/v1`, 'provider.models': 'tiny' },
+    }));
+    const consumer = await startNode({ roles: ['consumer'], settings: common });
+    nodes.push(consumer);
+    await waitFor(async () => {
+      const r = await api(consumer, 'GET', '/api/v1/providers');
+      return r.status === 200 && r.body.providers.some((p) => p.alive);
+    }, 20000, 'the proxy provider announced');
+    const prompt = 'You may obtain a copy of the License at';
+    const submitted = await api(consumer, 'POST', '/api/v1/jobs', { model: 'tiny', prompt, max_tokens: 20 });
+    assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
+    const job = await finalJob(consumer, submitted.body.id);
+    assert.equal(job.state, 'completed', JSON.stringify(job));
+    // The text is llama-server's own answer to the same request.
+    const direct = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', prompt, max_tokens: 20, temperature: 0 }),
+    }).then((r) => r.json());
+    assert.equal(job.output, direct.choices[0].text);
+    assert.equal(job.usage.output_tokens, direct.usage.completion_tokens);
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    server.kill('SIGKILL');
   }
 });
