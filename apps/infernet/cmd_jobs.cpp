@@ -600,9 +600,11 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   opts.temperature_flag =
       submit->add_option("--temperature", opts.temperature, "Sampling temperature, 0 to 2");
   opts.seed_flag = submit->add_option("--seed", opts.seed, "Sampling seed");
-  opts.top_k_flag = submit->add_option("--top-k", opts.top_k, "Sample from the k most likely tokens (0: off)");
+  opts.top_k_flag =
+      submit->add_option("--top-k", opts.top_k, "Sample from the k most likely tokens (0: off)");
   opts.top_p_flag = submit->add_option("--top-p", opts.top_p, "Nucleus sampling, above 0 up to 1 (1: off)");
-  opts.min_p_flag = submit->add_option("--min-p", opts.min_p, "Drop tokens below this share of the best (0: off)");
+  opts.min_p_flag =
+      submit->add_option("--min-p", opts.min_p, "Drop tokens below this share of the best (0: off)");
   opts.repeat_penalty_flag =
       submit->add_option("--repeat-penalty", opts.repeat_penalty, "Penalize recent tokens, up to 4 (1: off)");
   opts.repeat_last_n_flag =
@@ -610,7 +612,8 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   submit->add_option("--stop", opts.stop, "End the output before this text (repeat for up to 4)");
   submit->add_flag("--deterministic", opts.deterministic,
                    "Ask for reproducible text: the same seed and parameters give the same output");
-  submit->add_flag("--chat", opts.chat, "Send the prompt as a user message through the model's chat template");
+  submit->add_flag("--chat", opts.chat,
+                   "Send the prompt as a user message through the model's chat template");
   submit->add_option("--system", opts.system, "A system message to go before the prompt (implies --chat)");
   opts.max_cost_flag = submit->add_option("--max-cost-msat", opts.max_cost_msat,
                                           "Budget cap in millisatoshis (default: none)");

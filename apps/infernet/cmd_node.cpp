@@ -145,10 +145,12 @@ Result<std::unique_ptr<engine::Engine>> make_llama(const Config& config) {
   options.slots = *slots;
   options.context = *context;
   options.batch = *batch;
-  options.queue_capacity = static_cast<size_t>(std::max<int64_t>(0, config.get_int("provider.queue"))) + *slots;
+  options.queue_capacity =
+      static_cast<size_t>(std::max<int64_t>(0, config.get_int("provider.queue"))) + *slots;
   options.threads = static_cast<int>(std::clamp<int64_t>(config.get_int("provider.threads"), 0, 1024));
   options.flash_attn = config.get_bool("provider.flash_attn");
-  options.gpu_layers = static_cast<int>(std::clamp<int64_t>(config.get_int("provider.gpu_layers"), -1, 100000));
+  options.gpu_layers =
+      static_cast<int>(std::clamp<int64_t>(config.get_int("provider.gpu_layers"), -1, 100000));
   return engine::make_llama_engine(options);
 }
 
@@ -270,7 +272,8 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       provider_node = std::move(*node);
       if (auto st = provider_node->start(); !st) return fail(st.error());
       std::string served;
-      for (const auto& m : engine->models()) served += (served.empty() ? "" : ",") + m.name;
+      for (const auto& m : engine->models())
+        served += (served.empty() ? "" : ",") + m.name;
       std::printf("provider %s serving %s on %s engine\n", npub.c_str(), served.c_str(),
                   engine->name().c_str());
     }

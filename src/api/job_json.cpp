@@ -81,10 +81,25 @@ Status read_bool(const json::value& v, std::string_view field, bool& out) {
   return {};
 }
 
-constexpr std::array<std::string_view, 19> kSpecFields = {
-    "model",         "prompt",   "messages", "max_tokens",  "temperature",      "seed",
-    "top_k",         "top_p",    "min_p",    "repeat_penalty", "repeat_last_n", "stop",
-    "deterministic", "max_cost_msat", "priority", "deadline", "provider", "open_quotes", "client_request_id"};
+constexpr std::array<std::string_view, 19> kSpecFields = {"model",
+                                                          "prompt",
+                                                          "messages",
+                                                          "max_tokens",
+                                                          "temperature",
+                                                          "seed",
+                                                          "top_k",
+                                                          "top_p",
+                                                          "min_p",
+                                                          "repeat_penalty",
+                                                          "repeat_last_n",
+                                                          "stop",
+                                                          "deterministic",
+                                                          "max_cost_msat",
+                                                          "priority",
+                                                          "deadline",
+                                                          "provider",
+                                                          "open_quotes",
+                                                          "client_request_id"};
 
 // A plain name is quoted so the client sees its typo; anything else is not echoed back.
 Error unknown_field(std::string_view name) {
@@ -104,7 +119,8 @@ Status read_stop(const json::value& v, std::vector<std::string>& out) {
   if (!v.is_array()) return tl::unexpected(field_error("stop", "must be a string or a list of strings"));
   out.clear();
   for (const json::value& item : v.get_array()) {
-    if (!item.is_string()) return tl::unexpected(field_error("stop", "must be a string or a list of strings"));
+    if (!item.is_string())
+      return tl::unexpected(field_error("stop", "must be a string or a list of strings"));
     out.emplace_back(item.get_string());
   }
   return {};

@@ -55,7 +55,8 @@ TEST(JobJson, ChatMessagesAndAStopStringAreRead) {
            Case{R"({"messages":"hi"})", "messages: must be a list of {role, content}"},
            Case{R"({"messages":[1]})", "messages[0]: must be an object with role and content"},
            Case{R"({"messages":[{"role":"user"}]})", "messages[0].content: required"},
-           Case{R"({"messages":[{"role":"user","content":"x","mood":1}]})", "messages[0].mood: unknown field"},
+           Case{R"({"messages":[{"role":"user","content":"x","mood":1}]})",
+                "messages[0].mood: unknown field"},
            Case{R"({"messages":[{"role":5,"content":"x"}]})", "messages[0].role: must be a string"},
            Case{R"({"stop":[1]})", "stop: must be a string or a list of strings"},
        }) {

@@ -35,18 +35,18 @@ bool is_final(JobState s);
 
 // What a user asks for. Validated by submit(): errors name the field.
 struct JobSpec {
-  std::string client_request_id;  // optional; the same id submitted again returns the same job
-  std::string model;              // required
+  std::string client_request_id;      // optional; the same id submitted again returns the same job
+  std::string model;                  // required
   std::string prompt;                 // a raw prompt, at most protocol::kMaxPromptBytes, or
   std::vector<ChatMessage> messages;  // a conversation: exactly one of the two
   uint32_t max_tokens = 256;          // 1..65536
   SamplingParams sampling;            // checked by check_sampling (core/generation.hpp)
   bool deterministic = false;         // ask for reproducible text (the model's announced determinism)
-  uint64_t max_cost_msat = 0;       // budget cap; 0: none
-  std::string priority = "normal";  // low | normal | high
-  int64_t deadline = 0;             // unix seconds; 0: none
-  std::string provider;             // optional hex pubkey or npub: send only to this provider (direct)
-  bool open_quotes = false;         // ask every provider of the model for an offer and take the best
+  uint64_t max_cost_msat = 0;         // budget cap; 0: none
+  std::string priority = "normal";    // low | normal | high
+  int64_t deadline = 0;               // unix seconds; 0: none
+  std::string provider;               // optional hex pubkey or npub: send only to this provider (direct)
+  bool open_quotes = false;           // ask every provider of the model for an offer and take the best
 };
 
 struct JobRecord {

@@ -502,7 +502,8 @@ TEST_F(ConsumerNodeTest, CancelTellsTheProvider) {
   EXPECT_EQ(provider.cancels()[0].job_id, job->id);
   EXPECT_EQ(provider.cancels()[0].attempt, 1u);
   // The provider's answer to the cancel changes nothing; canceling again returns the job unchanged.
-  protocol::JobResult aborted{.job_id = job->id, .attempt = 1, .ok = false, .error_code = "canceled", .error = "stopped"};
+  protocol::JobResult aborted{
+      .job_id = job->id, .attempt = 1, .ok = false, .error_code = "canceled", .error = "stopped"};
   provider.send(aborted, keys_.public_key());
   std::this_thread::sleep_for(100ms);
   auto again = node_->cancel(job->id);
@@ -522,11 +523,12 @@ TEST_F(ConsumerNodeTest, ARequestRefusedAsInvalidInputFailsWithoutTouringOtherPr
   auto job = node_->submit(spec());
   ASSERT_TRUE(job);
   ASSERT_TRUE(refusing.wait_requests(1));
-  protocol::JobResult refused{.job_id = job->id,
-                              .attempt = 1,
-                              .ok = false,
-                              .error_code = "invalid-input",
-                              .error = "prompt: 300 tokens does not fit model m's context of 256 tokens per job"};
+  protocol::JobResult refused{
+      .job_id = job->id,
+      .attempt = 1,
+      .ok = false,
+      .error_code = "invalid-input",
+      .error = "prompt: 300 tokens does not fit model m's context of 256 tokens per job"};
   refusing.send(refused, keys_.public_key());
   wait_state(job->id, JobState::kFailed);
   auto got = node_->get(job->id);

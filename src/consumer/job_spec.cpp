@@ -53,7 +53,8 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
     return tl::unexpected(invalid("prompt: at most " + std::to_string(protocol::kMaxPromptBytes) + " bytes"));
   }
   if (!is_valid_utf8(spec.prompt)) return tl::unexpected(invalid("prompt: not valid UTF-8"));
-  if (auto st = check_messages(spec.messages, protocol::kMaxPromptBytes); !st) return tl::unexpected(st.error());
+  if (auto st = check_messages(spec.messages, protocol::kMaxPromptBytes); !st)
+    return tl::unexpected(st.error());
   if (spec.max_tokens < 1 || spec.max_tokens > 65536)
     return tl::unexpected(invalid("max_tokens: must be 1..65536"));
   if (auto st = check_sampling(spec.sampling); !st) return tl::unexpected(st.error());

@@ -135,7 +135,8 @@ std::string spec_to_json(const JobSpec& spec) {
   o["prompt"] = spec.prompt;
   if (!spec.messages.empty()) {
     boost::json::array messages;
-    for (const ChatMessage& m : spec.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+    for (const ChatMessage& m : spec.messages)
+      messages.push_back({{"role", m.role}, {"content", m.content}});
     o["messages"] = std::move(messages);
   }
   o["max_tokens"] = spec.max_tokens;

@@ -81,8 +81,8 @@ constexpr ConfigKeySpec kKeys[] = {
      "Directory of GGUF files the llama engine serves, each under its file name without .gguf. Empty means "
      "<data_dir>/models.",
      false},
-    {"provider.threads", ConfigType::kInt, "0", "CPU threads per model for the llama engine; 0: one per core.",
-     false},
+    {"provider.threads", ConfigType::kInt, "0",
+     "CPU threads per model for the llama engine; 0: one per core.", false},
     {"provider.context", ConfigType::kInt, "2048",
      "Tokens per job (prompt and output) for the llama engine, at most the model's trained context.", false},
     {"provider.batch", ConfigType::kInt, "512", "Tokens per llama.cpp decode call (prompt processing chunk).",

@@ -49,7 +49,8 @@ Status check_messages(const std::vector<ChatMessage>& messages, size_t max_bytes
       return invalid(field + ".role: must be system, user or assistant");
     if (!is_valid_utf8(m.content)) return invalid(field + ".content: not valid UTF-8");
     total += m.content.size();
-    if (total > max_bytes) return invalid("messages: contents exceed " + std::to_string(max_bytes) + " bytes");
+    if (total > max_bytes)
+      return invalid("messages: contents exceed " + std::to_string(max_bytes) + " bytes");
   }
   return {};
 }

@@ -29,13 +29,13 @@ struct ChatMessage {
 // The sampler chain, applied in llama.cpp's order: repeat penalty, top_k, top_p, min_p, temperature, then a
 // draw seeded by seed. Each parameter's neutral value switches its stage off.
 struct SamplingParams {
-  double temperature = 0;       // 0..2; 0 is greedy (always the most likely token) and ignores the rest
-  uint32_t top_k = 0;           // keep the k most likely tokens; 0: off
-  double top_p = 1;             // keep the smallest set whose probability reaches p, (0, 1]; 1: off
-  double min_p = 0;             // drop tokens below min_p times the best one's probability, [0, 1); 0: off
-  double repeat_penalty = 1;    // divide the logits of recently seen tokens, (0, 4]; 1: off
-  uint32_t repeat_last_n = 64;  // how many recent tokens the penalty looks at, 0..8192
-  uint64_t seed = 0;            // the same seed, parameters, model and build give the same text
+  double temperature = 0;         // 0..2; 0 is greedy (always the most likely token) and ignores the rest
+  uint32_t top_k = 0;             // keep the k most likely tokens; 0: off
+  double top_p = 1;               // keep the smallest set whose probability reaches p, (0, 1]; 1: off
+  double min_p = 0;               // drop tokens below min_p times the best one's probability, [0, 1); 0: off
+  double repeat_penalty = 1;      // divide the logits of recently seen tokens, (0, 4]; 1: off
+  uint32_t repeat_last_n = 64;    // how many recent tokens the penalty looks at, 0..8192
+  uint64_t seed = 0;              // the same seed, parameters, model and build give the same text
   std::vector<std::string> stop;  // up to 4 sequences, each 1..64 bytes: output ends before the first one
 
   bool operator==(const SamplingParams&) const = default;

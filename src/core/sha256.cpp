@@ -5,9 +5,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <vector>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 namespace infernet {
 namespace {

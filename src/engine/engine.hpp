@@ -27,7 +27,8 @@ struct ModelDescription {
   uint32_t context_length = 0;
   std::vector<std::string> capabilities;  // "text-generation", "chat", ...
   // What a run with deterministic = true pins, so that another provider can reproduce it bit for bit:
-  // e.g. "llama.cpp de3ff81 cpu; threads=2 ubatch=512 flash_attn=off; one sequence per decode". "" if nothing.
+  // e.g. "llama.cpp de3ff81 cpu; threads=2 ubatch=512 flash_attn=off; one sequence per decode". "" if
+  // nothing.
   std::string determinism;
 };
 
@@ -61,8 +62,9 @@ struct GenerateCallbacks {
   // sequence is held back until it is known not to be. Runs on an engine thread; must not block for long.
   std::function<void(std::string_view piece, uint32_t tokens_so_far)> on_piece;
   // Exactly once: the usage, or the error (canceled_error() after cancel() or stop(), kInvalidInput for an
-  // unknown model, bad parameters or a prompt longer than the context, kIo/kInternal for an engine failure). Usually on an engine thread; for a
-  // run canceled while still queued, on the thread calling cancel() or stop().
+  // unknown model, bad parameters or a prompt longer than the context, kIo/kInternal for an engine failure).
+  // Usually on an engine thread; for a run canceled while still queued, on the thread calling cancel() or
+  // stop().
   std::function<void(Result<GenerateUsage>)> on_done;
 };
 

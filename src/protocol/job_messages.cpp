@@ -197,8 +197,10 @@ void write(ContentWriter& w, const Offer& m) {
 
 size_t text_bytes(const JobRequest& m) {
   size_t n = m.prompt.size() + m.resume_text.size();
-  for (const ChatMessage& message : m.messages) n += message.content.size() + message.role.size() + 32;
-  for (const std::string& stop : m.sampling.stop) n += stop.size();
+  for (const ChatMessage& message : m.messages)
+    n += message.content.size() + message.role.size() + 32;
+  for (const std::string& stop : m.sampling.stop)
+    n += stop.size();
   return n;
 }
 size_t text_bytes(const JobStatus& m) {

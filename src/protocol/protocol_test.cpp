@@ -106,8 +106,8 @@ Offer sample_offer() {
 }
 
 std::vector<JobMessage> every_message() {
-  return {sample_request(), sample_chat_request(),  sample_status(),  sample_progress(), sample_result(),
-          sample_failed_result(), sample_cancel(), sample_receipt(), sample_offer()};
+  return {sample_request(),       sample_chat_request(), sample_status(),  sample_progress(), sample_result(),
+          sample_failed_result(), sample_cancel(),       sample_receipt(), sample_offer()};
 }
 
 Announcement sample_announcement() {
@@ -532,7 +532,8 @@ TEST(Content, RangesAreChecked) {
       {sample_request(), "temperature", json::value(-0.1), "temperature: must be from 0 to 2"},
       {sample_request(), "top_p", json::value(0), "top_p: must be greater than 0 and at most 1"},
       {sample_request(), "min_p", json::value(1), "min_p: must be at least 0 and less than 1"},
-      {sample_request(), "repeat_penalty", json::value(0), "repeat_penalty: must be greater than 0 and at most 4"},
+      {sample_request(), "repeat_penalty", json::value(0),
+       "repeat_penalty: must be greater than 0 and at most 4"},
       {sample_request(), "top_k", json::value(100001), "top_k: must be from 0 to 100000"},
       {sample_request(), "repeat_last_n", json::value(9000), "repeat_last_n: must be from 0 to 8192"},
       {sample_request(), "stop", json::array{"a", ""}, "stop[1]: must be 1 to 64 bytes"},

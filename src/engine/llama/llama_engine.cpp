@@ -19,7 +19,8 @@ using llama::ModelRunner;
 // llama.cpp logs a great deal at load time; its warnings and errors go to our log, the rest only at debug.
 void route_llama_log(ggml_log_level level, const char* text, void* /*user*/) {
   std::string_view line(text);
-  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.remove_suffix(1);
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' '))
+    line.remove_suffix(1);
   if (line.empty()) return;
   if (level == GGML_LOG_LEVEL_ERROR) {
     spdlog::warn("llama.cpp: {}", line);
@@ -49,14 +50,16 @@ class LlamaEngine final : public Engine {
 
   std::vector<ModelDescription> models() const override {
     std::vector<ModelDescription> out;
-    for (const auto& [name, runner] : runners_) out.push_back(runner->description());
+    for (const auto& [name, runner] : runners_)
+      out.push_back(runner->description());
     return out;
   }
 
   Status submit(GenerateRequest request, GenerateCallbacks callbacks) override {
     auto it = runners_.find(request.model);
     if (it == runners_.end()) {
-      return make_error(ErrorCode::kInvalidInput, "model: this provider does not serve '" + request.model + "'");
+      return make_error(ErrorCode::kInvalidInput,
+                        "model: this provider does not serve '" + request.model + "'");
     }
     if (auto st = check_sampling(request.sampling); !st) return st;
     if (request.prompt.empty() == request.messages.empty())
@@ -72,7 +75,8 @@ class LlamaEngine final : public Engine {
   }
 
   void stop() override {
-    for (auto& [name, runner] : runners_) runner->stop();
+    for (auto& [name, runner] : runners_)
+      runner->stop();
   }
 
   std::map<std::string, std::unique_ptr<ModelRunner>> runners_;
@@ -89,7 +93,8 @@ std::string llama_build_description() {
 Result<std::unique_ptr<Engine>> make_llama_engine(const LlamaEngineOptions& options) {
   init_llama_once();
   if (options.slots < 1) return make_error(ErrorCode::kInvalidInput, "slots: must be at least 1");
-  if (options.context < 16) return make_error(ErrorCode::kInvalidInput, "context: must be at least 16 tokens");
+  if (options.context < 16)
+    return make_error(ErrorCode::kInvalidInput, "context: must be at least 16 tokens");
   if (options.batch < 1) return make_error(ErrorCode::kInvalidInput, "batch: must be at least 1");
   llama::FingerprintCache cache(options.fingerprint_cache);
   auto catalog = llama::scan_models(options.models_dir, cache);
@@ -100,12 +105,14 @@ Result<std::unique_ptr<Engine>> make_llama_engine(const LlamaEngineOptions& opti
   llama::RunnerOptions ro;
   ro.slots = options.slots;
   ro.context = options.context;
-  ro.threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  ro.threads = options.threads > 0 ? options.threads
+                                   : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   ro.batch = options.batch;
   ro.flash_attn = options.flash_attn;
   ro.gpu_layers = options.gpu_layers;
   std::string skipped;
-  for (const auto& problem : catalog->skipped) skipped += "; " + problem.error;
+  for (const auto& problem : catalog->skipped)
+    skipped += "; " + problem.error;
   for (const llama::GgufInfo& info : catalog->models) {
     auto runner = ModelRunner::load(info, ro, &engine->budget_);
     if (!runner) {
@@ -118,8 +125,8 @@ Result<std::unique_ptr<Engine>> make_llama_engine(const LlamaEngineOptions& opti
     engine->runners_.emplace(info.name, std::move(*runner));
   }
   if (engine->runners_.empty()) {
-    return make_error(ErrorCode::kInvalidInput,
-                      "models directory " + options.models_dir.string() + " has no usable GGUF model" + skipped);
+    return make_error(ErrorCode::kInvalidInput, "models directory " + options.models_dir.string() +
+                                                    " has no usable GGUF model" + skipped);
   }
   return engine;
 }

@@ -26,13 +26,13 @@ struct LlamaEngineOptions {
   std::filesystem::path models_dir;
   // Where fingerprints are cached between runs; "" keeps them in memory only.
   std::filesystem::path fingerprint_cache;
-  uint32_t slots = 2;            // jobs decoded together per model
-  size_t queue_capacity = 64;    // jobs waiting for a slot, all models together
-  uint32_t context = 2048;       // tokens per job (prompt and output), at most the model's training context
-  int threads = 0;               // 0: one per core
-  uint32_t batch = 512;          // tokens per decode call (llama.cpp's n_batch and n_ubatch)
-  bool flash_attn = false;       // on: faster prefill, but the text then depends on the thread count
-  int gpu_layers = -1;           // layers offloaded to a GPU when one is present; -1: all
+  uint32_t slots = 2;          // jobs decoded together per model
+  size_t queue_capacity = 64;  // jobs waiting for a slot, all models together
+  uint32_t context = 2048;     // tokens per job (prompt and output), at most the model's training context
+  int threads = 0;             // 0: one per core
+  uint32_t batch = 512;        // tokens per decode call (llama.cpp's n_batch and n_ubatch)
+  bool flash_attn = false;     // on: faster prefill, but the text then depends on the thread count
+  int gpu_layers = -1;         // layers offloaded to a GPU when one is present; -1: all
 };
 
 // Scans and loads the models. Errors: kIo when the directory cannot be listed, kInvalidInput when no file in

@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct Outcome {
-  std::string text;                // the pieces, concatenated
+  std::string text;  // the pieces, concatenated
   std::vector<std::string> pieces;
   Result<GenerateUsage> done = tl::unexpected(Error{ErrorCode::kInternal, "not finished"});
 };
@@ -311,9 +311,8 @@ TEST_F(LlamaEngineTest, AFullQueueRefusesMoreRuns) {
   std::promise<void> started;
   std::once_flag once;
   Collector a, b;
-  ASSERT_TRUE(e->submit(request("a", "The ", 250), a.callbacks([&](uint32_t) {
-    std::call_once(once, [&] { started.set_value(); });
-  })));
+  ASSERT_TRUE(e->submit(request("a", "The ", 250),
+                        a.callbacks([&](uint32_t) { std::call_once(once, [&] { started.set_value(); }); })));
   ASSERT_EQ(started.get_future().wait_for(30s), std::future_status::ready);
   // a holds the only slot; b takes the only queue place; c finds the queue full.
   ASSERT_TRUE(e->submit(request("b", "The ", 5), b.callbacks()));

@@ -84,13 +84,14 @@ Result<GgufInfo> read_gguf_info(const fs::path& path) {
   for (int64_t i = 0; i < n_tensors; ++i) {
     const uint64_t end = data_offset + gguf_get_tensor_offset(g.get(), i) + gguf_get_tensor_size(g.get(), i);
     if (end > size) {
-      return tl::unexpected(bad_file(path, "truncated: tensor '" + std::string(gguf_get_tensor_name(g.get(), i)) +
-                                               "' ends at byte " + std::to_string(end) + " of " +
-                                               std::to_string(size)));
+      return tl::unexpected(
+          bad_file(path, "truncated: tensor '" + std::string(gguf_get_tensor_name(g.get(), i)) +
+                             "' ends at byte " + std::to_string(end) + " of " + std::to_string(size)));
     }
     const int64_t* ne = gguf_get_tensor_ne(g.get(), i);
     uint64_t n = 1;
-    for (int d = 0; d < GGML_MAX_DIMS; ++d) n *= static_cast<uint64_t>(ne[d]);
+    for (int d = 0; d < GGML_MAX_DIMS; ++d)
+      n *= static_cast<uint64_t>(ne[d]);
     info.parameters += n;
     if (ne[1] > 1) weight_types[ggml_type_name(gguf_get_tensor_type(g.get(), i))] += n;
   }
@@ -128,7 +129,8 @@ void FingerprintCache::save() const {
   const fs::path tmp = file_.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    for (const Entry& e : entries_) out << e.size << ' ' << e.mtime_ns << ' ' << e.sha256 << ' ' << e.path << '\n';
+    for (const Entry& e : entries_)
+      out << e.size << ' ' << e.mtime_ns << ' ' << e.sha256 << ' ' << e.path << '\n';
     if (!out) {
       spdlog::warn("fingerprint cache {}: cannot write", tmp.string());
       return;

@@ -18,13 +18,13 @@ struct GgufInfo {
   std::string name;  // the file name without ".gguf": what consumers ask for
   std::filesystem::path path;
   uint64_t file_bytes = 0;
-  std::string architecture;    // general.architecture, e.g. "llama"
-  std::string display_name;    // general.name, or ""
-  uint64_t parameters = 0;     // summed from the tensor shapes
-  std::string quantization;    // the most common weight type among 2-D tensors, e.g. "q8_0", "f16"
+  std::string architecture;     // general.architecture, e.g. "llama"
+  std::string display_name;     // general.name, or ""
+  uint64_t parameters = 0;      // summed from the tensor shapes
+  std::string quantization;     // the most common weight type among 2-D tensors, e.g. "q8_0", "f16"
   uint32_t context_length = 0;  // <arch>.context_length, 0 if absent
-  std::string chat_template;   // tokenizer.chat_template, "" if absent
-  std::string sha256;          // hex of the whole file
+  std::string chat_template;    // tokenizer.chat_template, "" if absent
+  std::string sha256;           // hex of the whole file
 };
 
 // Reads one file's header. Errors (kInvalidInput, naming the file and the problem): not a GGUF, an

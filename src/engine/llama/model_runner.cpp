@@ -79,7 +79,8 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::load(const GgufInfo& info, con
   }
   r->batch_ = llama_batch_init(static_cast<int32_t>(options.batch), 0, 1);
   r->slots_.resize(options.slots);
-  for (uint32_t i = 0; i < options.slots; ++i) r->slots_[i].seq = static_cast<llama_seq_id>(i);
+  for (uint32_t i = 0; i < options.slots; ++i)
+    r->slots_[i].seq = static_cast<llama_seq_id>(i);
 
   ModelDescription& d = r->description_;
   d.name = info.name;
@@ -90,9 +91,10 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::load(const GgufInfo& info, con
   d.context_length = per_seq;
   d.capabilities = {"text-generation"};
   if (llama_model_chat_template(r->model_, nullptr) != nullptr) d.capabilities.emplace_back("chat");
-  d.determinism = std::string("llama.cpp ") + ggml_commit() + (llama_supports_gpu_offload() ? " gpu" : " cpu") +
-                  "; threads=" + std::to_string(options.threads) + " ubatch=" + std::to_string(options.batch) +
-                  " flash_attn=" + (options.flash_attn ? "on" : "off") + "; one sequence per decode";
+  d.determinism =
+      std::string("llama.cpp ") + ggml_commit() + (llama_supports_gpu_offload() ? " gpu" : " cpu") +
+      "; threads=" + std::to_string(options.threads) + " ubatch=" + std::to_string(options.batch) +
+      " flash_attn=" + (options.flash_attn ? "on" : "off") + "; one sequence per decode";
   r->thread_ = std::thread([p = r.get()] { p->loop(); });
   return r;
 }
@@ -130,8 +132,9 @@ Result<std::vector<llama_token>> ModelRunner::render_prompt(const GenerateReques
       n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), true, buf.data(), n);
     }
     if (n < 0) {
-      return tl::unexpected(invalid("messages: model " + info_.name +
-                                    "'s chat template is not one llama.cpp knows; send a raw prompt instead"));
+      return tl::unexpected(
+          invalid("messages: model " + info_.name +
+                  "'s chat template is not one llama.cpp knows; send a raw prompt instead"));
     }
     text.assign(buf.data(), static_cast<size_t>(n));
     special = true;  // the template's own markers are special tokens
@@ -213,11 +216,13 @@ void ModelRunner::stop() {
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
     queued.swap(queue_);
-    for (const auto& r : queued) running_.erase(r->request.id);
+    for (const auto& r : queued)
+      running_.erase(r->request.id);
     budget_->waiting.fetch_sub(queued.size());
   }
   wake_.notify_all();
-  for (const auto& r : queued) r->callbacks.on_done(tl::unexpected(canceled_error()));
+  for (const auto& r : queued)
+    r->callbacks.on_done(tl::unexpected(canceled_error()));
   if (thread_.joinable()) thread_.join();
 }
 
@@ -226,7 +231,8 @@ void ModelRunner::admit(Slot& slot, std::shared_ptr<Run> run) {
   if (slot.sampler != nullptr) llama_sampler_free(slot.sampler);
   slot.sampler = make_sampler(vocab_, run->request.sampling);
   // The penalty looks back over the prompt too, as llama.cpp's own tools do.
-  for (llama_token t : run->prompt) llama_sampler_accept(slot.sampler, t);
+  for (llama_token t : run->prompt)
+    llama_sampler_accept(slot.sampler, t);
   slot.filter.emplace(run->request.sampling.stop);
   slot.prompt_done = 0;
   slot.pos = 0;
@@ -249,8 +255,8 @@ int32_t ModelRunner::add_to_batch(Slot& slot, int32_t room) {
     if (logits) slot.logits_at = i;
   };
   if (slot.prompt_done < run.prompt.size()) {
-    const auto n = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(room),
-                                                         run.prompt.size() - slot.prompt_done));
+    const auto n = static_cast<int32_t>(
+        std::min<size_t>(static_cast<size_t>(room), run.prompt.size() - slot.prompt_done));
     for (int32_t k = 0; k < n; ++k) {
       const bool last = slot.prompt_done + 1 == run.prompt.size();
       add(run.prompt[slot.prompt_done++], last);
@@ -301,8 +307,8 @@ void ModelRunner::sample(Slot& slot) {
   const bool stopped = slot.filter->stopped();
   // The context bounds prompt and output together (slot.pos tokens decoded, plus the one just sampled), as
   // OpenAI's API counts them.
-  const bool at_limit = slot.generated >= run.request.max_tokens ||
-                        static_cast<uint32_t>(slot.pos) + 1 >= options_.context;
+  const bool at_limit =
+      slot.generated >= run.request.max_tokens || static_cast<uint32_t>(slot.pos) + 1 >= options_.context;
   std::string shown = text;
   if (!stopped && at_limit) shown += slot.filter->finish();
   if (!shown.empty()) run.callbacks.on_piece(shown, slot.generated);

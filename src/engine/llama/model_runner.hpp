@@ -97,9 +97,9 @@ class ModelRunner {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<std::shared_ptr<Run>> queue_;                          // guarded by mu_
+  std::deque<std::shared_ptr<Run>> queue_;                         // guarded by mu_
   std::unordered_map<std::string, std::shared_ptr<Run>> running_;  // guarded by mu_
-  bool stopping_ = false;                                           // guarded by mu_
+  bool stopping_ = false;                                          // guarded by mu_
   std::thread thread_;
 };
 

@@ -28,7 +28,8 @@ std::string OutputFilter::push(std::string_view bytes) {
   pending_.append(bytes);
   // A complete stop sequence: show what precedes the earliest one, and end.
   size_t cut = std::string::npos;
-  for (const std::string& s : stop_) cut = std::min(cut, pending_.find(s));
+  for (const std::string& s : stop_)
+    cut = std::min(cut, pending_.find(s));
   if (cut != std::string::npos) {
     stopped_ = true;
     std::string out = pending_.substr(0, cut);
