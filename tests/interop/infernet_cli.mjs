@@ -1,6 +1,6 @@
 // Runs the infernet binary for interop tests. The binary comes from INFERNET_BIN (set by ctest); each Identity
 // lives in its own temporary data directory so tests never touch the user's key.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,18 @@ export function run(args, { input, dataDir } = {}) {
   const r = spawnSync(BIN, args, { input, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// Runs the CLI without blocking the event loop (nodes started by the test must keep draining their pipes).
+export function runAsync(args) {
+  return new Promise((resolve) => {
+    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 export function runOk(args, opts) {

@@ -2,13 +2,12 @@
 // driven through the CLI and the REST API; and the faults the job protocol must survive, each really caused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import * as nip44 from 'nostr-tools/nip44';
 import WebSocket from 'ws';
-import { startNode, api, waitFor, fakeEcho } from './node_process.mjs';
-import { BIN } from './infernet_cli.mjs';
+import { startNode, api, waitFor, fakeEcho, finalJob } from './node_process.mjs';
+import { runAsync } from './infernet_cli.mjs';
 
 useWebSocketImplementation(WebSocket);
 
@@ -34,17 +33,6 @@ async function network({ providers = 2, tokenDelayMs = 0 } = {}) {
   return { relay, providers: provs, consumer, stop: () => Promise.all(all.map((n) => n.stop('SIGKILL'))) };
 }
 
-// Runs the CLI without blocking the event loop (the nodes' pipes must keep draining).
-function cli(args) {
-  return new Promise((resolve) => {
-    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => { stdout += d; });
-    p.stderr.on('data', (d) => { stderr += d; });
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function submit(consumer, body) {
   const r = await api(consumer, 'POST', '/api/v1/jobs', body);
@@ -52,22 +40,16 @@ async function submit(consumer, body) {
   return r.body;
 }
 
-async function finalJob(consumer, id, ms = 20000) {
-  return waitFor(async () => {
-    const r = await api(consumer, 'GET', `/api/v1/jobs/${id}`);
-    return ['completed', 'failed', 'canceled', 'expired'].includes(r.body.state) ? r.body : null;
-  }, ms, `job ${id} to finish`);
-}
 
 test('a job submitted with the CLI completes on a provider, streamed', async () => {
   const net = await network();
   try {
     const prompt = 'hello infernet world';
-    const r = await cli(['submit', '--api', net.consumer.apiUrl, '--model', 'fake-echo', '--prompt', prompt,
+    const r = await runAsync(['submit', '--api', net.consumer.apiUrl, '--model', 'fake-echo', '--prompt', prompt,
       '--max-tokens', '7', '--watch']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, fakeEcho(prompt, 7));
-    const jobs = await cli(['jobs', '--api', net.consumer.apiUrl, '--json']);
+    const jobs = await runAsync(['jobs', '--api', net.consumer.apiUrl, '--json']);
     const list = JSON.parse(jobs.stdout).jobs;
     assert.equal(list.length, 1);
     assert.equal(list[0].state, 'completed');

@@ -6,23 +6,13 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startNode, api, waitFor, tempDir } from './node_process.mjs';
-import { BIN } from './infernet_cli.mjs';
+import { startNode, api, waitFor, tempDir, finalJob } from './node_process.mjs';
+import { runAsync } from './infernet_cli.mjs';
 
 const MODEL = process.env.INFERNET_TINY_MODEL;
 const CORPUS = '/usr/share/common-licenses/Apache-2.0';
 const skip = !MODEL ? 'INFERNET_TINY_MODEL is not set (the build makes it: target tiny_model)' : false;
 
-function cli(args) {
-  return new Promise((resolve) => {
-    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => { stdout += d; });
-    p.stderr.on('data', (d) => { stderr += d; });
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function network() {
   const models = tempDir('infernet-models-');
@@ -48,12 +38,6 @@ async function network() {
   return { relay, providers: provs, consumer, stop: () => Promise.all(all.map((n) => n.stop('SIGKILL'))) };
 }
 
-async function finalJob(consumer, id, ms = 30000) {
-  return waitFor(async () => {
-    const r = await api(consumer, 'GET', `/api/v1/jobs/${id}`);
-    return ['completed', 'failed', 'canceled', 'expired'].includes(r.body.state) ? r.body : null;
-  }, ms, `job ${id} to finish`);
-}
 
 test('the tiny model serves jobs across the network and continues its corpus', { skip }, async () => {
   const net = await network();
@@ -76,7 +60,7 @@ test('the tiny model serves jobs across the network and continues its corpus', {
     for (const prompt of starts) {
       const at = corpus.indexOf(prompt);
       assert.ok(at >= 0, prompt);
-      r = await cli(['submit', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt', prompt,
+      r = await runAsync(['submit', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt', prompt,
         '--max-tokens', '30', '--watch']);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.length > 0);
@@ -86,7 +70,7 @@ test('the tiny model serves jobs across the network and continues its corpus', {
     const prompt = starts[starts.length - 1];
 
     // The same request again gives the same text; the job carries the engine's token counts.
-    const again = await cli(['submit', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt', prompt,
+    const again = await runAsync(['submit', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt', prompt,
       '--max-tokens', '30', '--deterministic', '--json']);
     assert.equal(again.code, 0, again.stderr);
     const job = await finalJob(net.consumer, JSON.parse(again.stdout).id);

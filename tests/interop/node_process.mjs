@@ -96,3 +96,11 @@ export function fakeEcho(prompt, maxTokens) {
   for (let i = 0; words.length && i < maxTokens; i++) out += words[i % words.length] + ' ';
   return out;
 }
+
+// Waits for a job to reach a final state through the consumer's API and returns it.
+export async function finalJob(consumer, id, ms = 20000) {
+  return waitFor(async () => {
+    const r = await api(consumer, 'GET', `/api/v1/jobs/${id}`);
+    return ['completed', 'failed', 'canceled', 'expired'].includes(r.body.state) ? r.body : null;
+  }, ms, `job ${id} to finish`);
+}
