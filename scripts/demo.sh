@@ -88,11 +88,11 @@ bold "\$ infernet status $job"
 "$bin" status --api "$api" "$job" | sed '/^output:/,$d'
 
 # Timing from the job's own history: when it was submitted, its first output and its end.
-curl_json() { node -e "fetch(process.argv[1]).then(r=>r.text()).then(t=>process.stdout.write(t))" "$1"; }
+get_json() { node -e "fetch(process.argv[1]).then(r=>r.text()).then(t=>process.stdout.write(t))" "$1"; }
 {
-  curl_json "$api/api/v1/jobs/$job"
+  get_json "$api/api/v1/jobs/$job"
   echo
-  curl_json "$api/api/v1/jobs/$job/events"
+  get_json "$api/api/v1/jobs/$job/events"
   echo
 } | node -e '
   const [job, events] = require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse);

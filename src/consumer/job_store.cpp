@@ -195,16 +195,10 @@ Result<JobSpec> spec_from_json(std::string_view json) {
   if (st = num("min_p", p.min_p); !st) return tl::unexpected(st.error());
   if (st = num("repeat_penalty", p.repeat_penalty); !st) return tl::unexpected(st.error());
   if (st = num("repeat_last_n", p.repeat_last_n); !st) return tl::unexpected(st.error());
-  // Lists are read leniently here: the spec was checked before it was stored, so a wrong type is a corrupt
-  // row, reported by name.
-  auto strings = [&](const boost::json::value& v, const char* key) -> Result<std::vector<std::string>> {
-    auto list = boost::json::try_value_to<std::vector<std::string>>(v);
-    if (!list) return make_error(ErrorCode::kInvalidInput, std::string(key) + ": must be a list of strings");
-    return *list;
-  };
+  // The spec was checked before it was stored, so a wrong type here is a corrupt row, reported by name.
   if (const auto* f = o.if_contains("stop")) {
-    auto stop = strings(*f, "stop");
-    if (!stop) return tl::unexpected(stop.error());
+    auto stop = boost::json::try_value_to<std::vector<std::string>>(*f);
+    if (!stop) return make_error(ErrorCode::kInvalidInput, "stop: must be a list of strings");
     p.stop = std::move(*stop);
   }
   if (const auto* f = o.if_contains("messages")) {

@@ -55,4 +55,13 @@ Status check_messages(const std::vector<ChatMessage>& messages, size_t max_bytes
   return {};
 }
 
+Status check_generation(const std::string& prompt, const std::vector<ChatMessage>& messages,
+                        const SamplingParams& sampling, size_t max_bytes) {
+  if (prompt.empty() == messages.empty()) return invalid("prompt: give either a prompt or messages");
+  if (prompt.size() > max_bytes) return invalid("prompt: at most " + std::to_string(max_bytes) + " bytes");
+  if (!is_valid_utf8(prompt)) return invalid("prompt: not valid UTF-8");
+  if (auto st = check_messages(messages, max_bytes); !st) return st;
+  return check_sampling(sampling);
+}
+
 }  // namespace infernet

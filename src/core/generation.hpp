@@ -46,5 +46,9 @@ Status check_sampling(const SamplingParams& params);
 // kInvalidInput naming the field ("messages[2].role: ...") or OK. An empty list is valid (a raw prompt).
 // max_bytes bounds the contents together.
 Status check_messages(const std::vector<ChatMessage>& messages, size_t max_bytes);
+// What every engine checks before it queues a run: a prompt or messages (exactly one), each within
+// max_bytes and valid UTF-8, and sampling parameters in range. kInvalidInput naming the field, or OK.
+Status check_generation(const std::string& prompt, const std::vector<ChatMessage>& messages,
+                        const SamplingParams& sampling, size_t max_bytes);
 
 }  // namespace infernet

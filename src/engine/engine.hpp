@@ -32,6 +32,10 @@ struct ModelDescription {
   std::string determinism;
 };
 
+// The most prompt text (or message contents together) an engine accepts: the job protocol's own limit and
+// then some, for engines driven directly.
+constexpr size_t kMaxPromptBytes = 16 << 20;
+
 struct GenerateRequest {
   std::string id;  // the caller's id, echoed in callbacks and used by cancel()
   std::string model;

@@ -61,9 +61,8 @@ class LlamaEngine final : public Engine {
       return make_error(ErrorCode::kInvalidInput,
                         "model: this provider does not serve '" + request.model + "'");
     }
-    if (auto st = check_sampling(request.sampling); !st) return st;
-    if (request.prompt.empty() == request.messages.empty())
-      return make_error(ErrorCode::kInvalidInput, "prompt: give either a prompt or messages");
+    if (auto st = check_generation(request.prompt, request.messages, request.sampling, kMaxPromptBytes); !st)
+      return st;
     if (request.max_tokens < 1) return make_error(ErrorCode::kInvalidInput, "max_tokens: must be at least 1");
     return it->second->submit(std::move(request), std::move(callbacks));
   }

@@ -364,15 +364,14 @@ void ModelRunner::loop() {
     // Jobs that may share a batch go together: their generated tokens first (one each), then prompt chunks
     // with the room that is left. Each deterministic job is decoded alone, exactly as if it were the only
     // job, so its arithmetic and thus its text do not depend on what else runs.
-    Status decoded;
-    for (int pass = 0; pass < 2 && decoded; ++pass) {
+    for (int pass = 0; pass < 2; ++pass) {
       for (Slot& s : slots_) {
         if (s.run == nullptr || s.run->request.deterministic) continue;
         const bool generating = s.prompt_done == s.run->prompt.size();
         if (generating == (pass == 0)) add_to_batch(s, batch_room - batch_.n_tokens);
       }
     }
-    decoded = decode_batch();
+    Status decoded = decode_batch();
     if (decoded) {
       for (Slot& s : slots_) {
         if (s.run != nullptr && !s.run->request.deterministic && s.logits_at >= 0) sample(s);

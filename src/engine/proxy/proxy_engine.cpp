@@ -41,8 +41,6 @@ constexpr size_t kMaxModelListBytes = 8 << 20;
 constexpr size_t kMaxEventBytes = 1 << 20;       // one server-sent event; a token's chunk is a few hundred
 constexpr size_t kMaxErrorBodyBytes = 64 << 10;  // kept of an error answer
 constexpr size_t kMaxErrorMessageBytes = 1024;   // of the upstream's message, in ours
-// Requests: a prompt or the messages together, as the API's own job limit and then some.
-constexpr size_t kMaxPromptBytes = 16 << 20;
 
 Error upstream_error(ErrorCode code, std::string message) {
   return Error{code, "upstream: " + std::move(message)};
@@ -352,7 +350,8 @@ class ProxyEngine final : public Engine {
       return make_error(ErrorCode::kInvalidInput,
                         "model: '" + request.model + "' is not served by this engine");
     }
-    if (auto st = check_request(request); !st) return st;
+    if (auto st = check_generation(request.prompt, request.messages, request.sampling, kMaxPromptBytes); !st)
+      return st;
     {
       std::lock_guard lock(mu_);
       if (stopping_) return make_error(ErrorCode::kIo, "engine: stopped");
@@ -410,21 +409,6 @@ class ProxyEngine final : public Engine {
  private:
   static void finish_canceled(Run& run) {
     if (run.callbacks.on_done) run.callbacks.on_done(tl::unexpected(canceled_error()));
-  }
-
-  static Status check_request(const GenerateRequest& request) {
-    if (!request.messages.empty() && !request.prompt.empty()) {
-      return make_error(ErrorCode::kInvalidInput, "prompt: give a prompt or messages, not both");
-    }
-    if (auto st = check_sampling(request.sampling); !st) return st;
-    if (auto st = check_messages(request.messages, kMaxPromptBytes); !st) return st;
-    if (request.prompt.size() > kMaxPromptBytes) {
-      return make_error(ErrorCode::kInvalidInput,
-                        "prompt: longer than " + std::to_string(kMaxPromptBytes) + " bytes");
-    }
-    if (!is_valid_utf8(request.prompt))
-      return make_error(ErrorCode::kInvalidInput, "prompt: not valid UTF-8");
-    return {};
   }
 
   void work() {
