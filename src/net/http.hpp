@@ -5,7 +5,9 @@
 // functions are thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +33,25 @@ struct HttpRequest {
   std::string_view query() const;
 };
 
+// The body of a streamed response (HttpResponse::stream), written piece by piece after the handler returned:
+// Server-Sent Events, for instance. Thread-safe; every method may be called from any thread. Holding it does
+// not keep the connection open.
+class HttpBodyWriter {
+ public:
+  virtual ~HttpBodyWriter() = default;
+  // Queues `bytes` of the body and returns true. Never blocks. Returns false, dropping them, once the body
+  // has ended (finish(), the peer left, the server stopped), or when the bytes queued and not yet written
+  // would exceed ServerOptions::max_outbound_bytes; the connection is then cut off (the peer is not reading).
+  virtual bool write(std::string bytes) = 0;
+  // Ends the body after the bytes already queued. The connection then serves the next request (keep-alive)
+  // or closes. Idempotent.
+  virtual void finish() = 0;
+  // `callback` runs exactly once when the body has ended for any reason: finished and written, the peer
+  // closed the connection, a write failed, or the server stopped. Runs at once (on the calling thread) if
+  // that has already happened; otherwise on a server thread, where it must not block. Set it once.
+  virtual void on_end(std::function<void()> callback) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain";
@@ -38,6 +59,11 @@ struct HttpResponse {
   // Extra headers (e.g. Access-Control-Allow-Origin). Content-Length, Content-Type, Connection and Server are
   // set by the server and must not be repeated here.
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, `body` is ignored and the body is streamed: the server sends the status and headers
+  // (Transfer-Encoding: chunked to HTTP/1.1 clients; HTTP/1.0 clients get the bytes until the connection
+  // closes), then calls `stream` once, on the connection's strand, with the writer. A HEAD request gets the
+  // headers only and `stream` is not called.
+  std::function<void(std::shared_ptr<HttpBodyWriter>)> stream;
 };
 
 // A response with content type application/json and `json` as the body (which the caller has serialized).

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <future>
@@ -22,57 +23,17 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "net/server_internal.hpp"
 
 namespace infernet::net {
-namespace {
+namespace server_detail {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-using tcp = asio::ip::tcp;
-using beast::error_code;
-
-constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 // How long stop() waits for connections to run their on_close() and let go.
 constexpr auto kStopGrace = std::chrono::seconds(2);
 // After accept() fails (e.g. out of file descriptors) the listener pauses instead of spinning.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
-constexpr std::string_view kServerName = "infernet";
-
-// Anything the server can close when it stops.
-class Session {
- public:
-  virtual ~Session() = default;
-  // Closes the connection from any thread, promptly and without waiting for the peer.
-  virtual void shutdown() = 0;
-};
-
-// What the server and its connections share. Connections hold it by shared_ptr, so it outlives the last of
-// them even when their handlers are destroyed with the io_context after the Server is gone.
-struct Shared {
-  Shared(ServerOptions o, ServerHandlers h) : options(std::move(o)), handlers(std::move(h)) {}
-
-  // Registers a live connection; false once the server is stopping (the caller then closes itself).
-  bool add(Session* session, std::weak_ptr<Session> handle) {
-    std::lock_guard lock(mu);
-    if (stopping) return false;
-    sessions.emplace(session, std::move(handle));
-    return true;
-  }
-  void remove(Session* session) {
-    std::lock_guard lock(mu);
-    if (sessions.erase(session) > 0 && sessions.empty()) drained.notify_all();
-  }
-
-  const ServerOptions options;
-  const ServerHandlers handlers;
-  std::atomic<uint64_t> next_id{1};
-  std::mutex mu;
-  std::condition_variable drained;                                // notified when sessions becomes empty
-  bool stopping = false;                                          // guarded by mu
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
-};
 
 std::string remote_address_of(const tcp::socket& socket) {
   error_code ec;
@@ -105,8 +66,6 @@ HttpRequest to_http_request(const http::request<http::string_body>& request, con
   return out;
 }
 
-// Serializes the application's response. The server owns the framing headers, so the application cannot break
-// the connection by setting them; header lines with CR or LF would allow response splitting and are dropped.
 // Writing our own bytes (instead of Beast's serializer) lets every HTTP write share one instantiation of
 // asio::async_write, which keeps this file's compile time down.
 std::string serialize_response(const HttpResponse& response, unsigned version, bool keep_alive, bool head) {
@@ -138,288 +97,72 @@ std::string serialize_response(const HttpResponse& response, unsigned version, b
   } else if (version == 10) {
     out += "\r\nConnection: keep-alive";
   }
-  out += "\r\nContent-Length: ";
-  out += std::to_string(response.body.size());
+  if (!response.stream) {
+    out += "\r\nContent-Length: ";
+    out += std::to_string(response.body.size());
+  } else if (version != 10) {
+    out += "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache";
+  } else {
+    out += "\r\nCache-Control: no-cache";
+  }
   out += "\r\n\r\n";
-  if (!head) out += response.body;
+  if (!head && !response.stream) out += response.body;
   return out;
 }
-
-// One handler type for every HTTP read and write, so each Beast/asio operation is instantiated once.
-using IoHandler = std::function<void(error_code, size_t)>;
 
 void write_bytes(beast::tcp_stream& stream, const std::string& bytes, IoHandler done) {
   asio::async_write(stream, asio::buffer(bytes), std::move(done));
 }
+namespace {
 
-class WebSocketSession;
+namespace websocket = beast::websocket;
 
-// The application's handle on one WebSocket connection. It refers to the session weakly so that an
-// application holding it (often inside the session's own WebSocketHandler) neither forms a cycle nor keeps a
-// dead socket around.
-class ConnectionHandle final : public WebSocketConnection {
+class HttpSession;
+
+// The application's handle on a streamed response body; like ConnectionHandle, it refers to the session
+// weakly. Chunk framing happens here, off the connection's strand.
+class BodyWriter final : public HttpBodyWriter {
  public:
-  ConnectionHandle(uint64_t id, std::string remote, size_t max_outbound,
-                   std::weak_ptr<WebSocketSession> session)
-      : id_(id), remote_(std::move(remote)), max_outbound_(max_outbound), session_(std::move(session)) {}
+  BodyWriter(std::weak_ptr<HttpSession> session, size_t max_outbound, bool chunked)
+      : session_(std::move(session)), max_outbound_(max_outbound), chunked_(chunked) {}
 
-  bool send(std::string text) override;
-  void close(uint16_t code, std::string reason) override;
-  uint64_t id() const override { return id_; }
-  const std::string& remote_address() const override { return remote_; }
-  size_t queued_bytes() const override { return queued_.load(std::memory_order_relaxed); }
+  bool write(std::string bytes) override;
+  void finish() override;
+  void on_end(std::function<void()> callback) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!ended_) {
+        on_end_ = std::move(callback);
+        return;
+      }
+    }
+    callback();
+  }
 
-  // Called by the session (on its strand) when bytes were written or dropped.
+  // Called by the session, on its strand.
   void release(size_t bytes) { queued_.fetch_sub(bytes, std::memory_order_relaxed); }
-  void mark_closed() { closed_.store(true, std::memory_order_release); }
+  void end() {
+    std::function<void()> callback;
+    {
+      std::lock_guard lock(mu_);
+      if (ended_) return;
+      ended_ = true;
+      callback = std::move(on_end_);
+    }
+    closed_.store(true, std::memory_order_release);
+    if (callback) callback();
+  }
 
  private:
-  const uint64_t id_;
-  const std::string remote_;
+  const std::weak_ptr<HttpSession> session_;
   const size_t max_outbound_;
-  const std::weak_ptr<WebSocketSession> session_;
+  const bool chunked_;
   std::atomic<size_t> queued_{0};
-  std::atomic<bool> closed_{false};
+  std::atomic<bool> closed_{false};  // finish() was called or the body ended: write() refuses
+  std::mutex mu_;
+  bool ended_ = false;  // guarded by mu_
+  std::function<void()> on_end_;
 };
-
-// One WebSocket connection after the upgrade request has been read. Everything below runs on the socket's
-// strand except the public entry points that post to it.
-class WebSocketSession final : public Session, public std::enable_shared_from_this<WebSocketSession> {
- public:
-  WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<Shared> shared, std::string remote)
-      : executor_(stream.get_executor()),
-        ws_(std::move(stream)),
-        shared_(std::move(shared)),
-        remote_(std::move(remote)) {}
-
-  ~WebSocketSession() override {
-    // Reached without finish() only when the io_context is destroyed with our handlers still queued.
-    notify_closed();
-    shared_->remove(this);
-  }
-
-  void start(http::request<http::string_body> request) {
-    upgrade_request_ = std::move(request);
-    auto self = shared_from_this();
-    handle_ = std::make_shared<ConnectionHandle>(shared_->next_id.fetch_add(1), remote_,
-                                                 shared_->options.max_outbound_bytes, weak_from_this());
-    if (!shared_->add(this, self)) {
-      handle_->mark_closed();
-      close_socket();
-      return;
-    }
-    if (shared_->handlers.websocket) {
-      try {
-        handler_ = shared_->handlers.websocket(handle_, to_http_request(upgrade_request_, remote_));
-      } catch (const std::exception& e) {
-        spdlog::error("net: websocket handler factory threw: {}", e.what());
-      }
-    }
-    if (!handler_) return refuse();
-
-    ws_.set_option(websocket::permessage_deflate{});  // both directions off: CPU per message for little gain
-    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
-    timeouts.idle_timeout = shared_->options.idle_timeout;
-    ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& response) { response.set(http::field::server, kServerName); }));
-    ws_.read_message_max(shared_->options.max_message_bytes);
-    beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts above take over
-    ws_.async_accept(upgrade_request_, beast::bind_front_handler(&WebSocketSession::on_accept, self));
-  }
-
-  void shutdown() override {
-    asio::post(executor_, [self = shared_from_this()] {
-      self->handle_->mark_closed();
-      self->finish();
-    });
-  }
-
-  // ConnectionHandle's entry points, from any thread.
-  void post_send(std::string text) {
-    asio::post(executor_, [self = shared_from_this(), text = std::move(text)]() mutable {
-      self->enqueue(Outbound{std::move(text), std::nullopt});
-    });
-  }
-  void post_close(uint16_t code, std::string reason) {
-    asio::post(executor_, [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
-      self->begin_close(code, reason);
-    });
-  }
-  void post_cut_off() {
-    asio::post(executor_, [self = shared_from_this()] {
-      spdlog::warn("net: websocket {} from {} cut off: over {} bytes queued for a peer that does not read",
-                   self->handle_->id(), self->remote_, self->shared_->options.max_outbound_bytes);
-      self->finish();
-    });
-  }
-
- private:
-  // A text frame, or (close set) the close frame that ends the queue.
-  struct Outbound {
-    std::string text;
-    std::optional<websocket::close_reason> close;
-  };
-
-  void refuse() {
-    handle_->mark_closed();
-    refusal_ = serialize_response(error_response(403, "permission_denied", "websocket upgrade refused"),
-                                  upgrade_request_.version(), false, false);
-    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(30));
-    write_bytes(ws_.next_layer(), refusal_, [self = shared_from_this()](error_code, size_t) {
-      error_code ignored;
-      self->ws_.next_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
-      self->close_socket();
-    });
-  }
-
-  void on_accept(error_code ec) {
-    if (ec) {
-      spdlog::debug("net: websocket handshake from {} failed: {}", remote_, ec.message());
-      return finish();
-    }
-    if (finished_) return;
-    open_ = true;
-    ws_.text(true);
-    do_read();
-    if (!queue_.empty() && !writing_) do_write();
-  }
-
-  void do_read() {
-    ws_.async_read(read_buffer_, beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
-  }
-
-  void on_read(error_code ec, size_t) {
-    if (ec) {
-      if (ec == websocket::error::message_too_big) {
-        spdlog::debug("net: websocket {} from {}: message over {} bytes, closed with 1009", handle_->id(),
-                      remote_, shared_->options.max_message_bytes);
-      } else if (ec != websocket::error::closed && ec != asio::error::operation_aborted) {
-        spdlog::debug("net: websocket {} from {}: {}", handle_->id(), remote_, ec.message());
-      }
-      return finish();
-    }
-    if (!close_requested_ && handler_) {
-      if (!ws_.got_text()) {
-        begin_close(websocket::close_code::unknown_data, "binary messages are not accepted");
-      } else {
-        auto data = read_buffer_.cdata();
-        std::string_view message(static_cast<const char*>(data.data()), data.size());
-        try {
-          handler_->on_text(message);
-        } catch (const std::exception& e) {
-          spdlog::error("net: websocket handler threw: {}", e.what());
-          begin_close(websocket::close_code::internal_error, "internal error");
-        }
-      }
-    }
-    read_buffer_.consume(read_buffer_.size());
-    if (!finished_) do_read();
-  }
-
-  void enqueue(Outbound item) {
-    if (finished_ || close_requested_) {
-      handle_->release(item.text.size());
-      return;
-    }
-    queue_.push_back(std::move(item));
-    if (open_ && !writing_) do_write();
-  }
-
-  void begin_close(uint16_t code, std::string_view reason) {
-    handle_->mark_closed();
-    if (close_requested_ || finished_) return;
-    // A close frame's payload is at most 125 bytes: the 2-byte code and 123 bytes of reason.
-    websocket::close_reason close(static_cast<websocket::close_code>(code), reason.substr(0, 123));
-    queue_.push_back(Outbound{{}, std::move(close)});
-    close_requested_ = true;
-    if (open_ && !writing_) do_write();
-  }
-
-  void do_write() {
-    writing_ = true;
-    Outbound& front = queue_.front();
-    if (front.close) {
-      ws_.async_close(*front.close, [self = shared_from_this()](error_code) { self->finish(); });
-      return;
-    }
-    ws_.async_write(asio::buffer(front.text),
-                    beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
-  }
-
-  void on_write(error_code ec, size_t) {
-    writing_ = false;
-    handle_->release(queue_.front().text.size());
-    queue_.pop_front();
-    if (ec) return finish();
-    if (!queue_.empty() && !finished_) do_write();
-  }
-
-  // Ends the connection: idempotent, on the strand. Pending operations complete with errors afterwards and
-  // release the session.
-  void finish() {
-    if (finished_) return;
-    finished_ = true;
-    open_ = false;
-    handle_->mark_closed();
-    close_socket();
-    notify_closed();
-  }
-
-  void notify_closed() {
-    if (!handler_) return;
-    auto handler = std::move(handler_);
-    try {
-      handler->on_close();
-    } catch (const std::exception& e) {
-      spdlog::error("net: websocket on_close threw: {}", e.what());
-    }
-  }
-
-  void close_socket() {
-    error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
-  }
-
-  asio::any_io_executor executor_;  // the connection's strand
-  websocket::stream<beast::tcp_stream> ws_;
-  std::shared_ptr<Shared> shared_;
-  std::string remote_;
-  http::request<http::string_body> upgrade_request_;
-  std::string refusal_;  // the 403 being written
-  std::shared_ptr<ConnectionHandle> handle_;
-  std::unique_ptr<WebSocketHandler> handler_;  // reset after on_close()
-  beast::flat_buffer read_buffer_;
-  std::deque<Outbound> queue_;
-  bool open_ = false;             // handshake done and not finished
-  bool writing_ = false;          // an async_write or async_close is in flight for queue_.front()
-  bool close_requested_ = false;  // a close frame is queued; nothing more is queued or delivered
-  bool finished_ = false;
-};
-
-bool ConnectionHandle::send(std::string text) {
-  if (closed_.load(std::memory_order_acquire)) return false;
-  const size_t size = text.size();
-  if (queued_.fetch_add(size, std::memory_order_relaxed) + size > max_outbound_) {
-    queued_.fetch_sub(size, std::memory_order_relaxed);
-    if (!closed_.exchange(true)) {
-      if (auto session = session_.lock()) session->post_cut_off();
-    }
-    return false;
-  }
-  auto session = session_.lock();
-  if (!session) {
-    queued_.fetch_sub(size, std::memory_order_relaxed);
-    return false;
-  }
-  session->post_send(std::move(text));
-  return true;
-}
-
-void ConnectionHandle::close(uint16_t code, std::string reason) {
-  if (closed_.exchange(true)) return;
-  if (auto session = session_.lock()) session->post_close(code, std::move(reason));
-}
 
 // One accepted TCP connection while it speaks HTTP; an upgrade hands the socket to a WebSocketSession.
 class HttpSession final : public Session, public std::enable_shared_from_this<HttpSession> {
@@ -430,7 +173,10 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
         stream_(std::move(socket)),
         shared_(std::move(shared)) {}
 
-  ~HttpSession() override { shared_->remove(this); }
+  ~HttpSession() override {
+    if (writer_) writer_->end();
+    shared_->remove(this);
+  }
 
   void start() {
     if (!shared_->add(this, shared_from_this())) {
@@ -446,6 +192,31 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       if (self->upgraded_) return;  // stream_ now belongs to the WebSocketSession
       error_code ignored;
       self->stream_.socket().close(ignored);
+      if (self->writer_) self->writer_->end();
+    });
+  }
+
+  // BodyWriter's entry points, from any thread. `framed` is ready for the wire.
+  void post_body(std::string framed) {
+    asio::post(executor_, [self = shared_from_this(), framed = std::move(framed)]() mutable {
+      if (!self->writer_) return;  // the body ended meanwhile
+      self->body_queue_.push_back(std::move(framed));
+      self->pump_body();
+    });
+  }
+  void post_finish() {
+    asio::post(executor_, [self = shared_from_this()] {
+      if (!self->writer_ || self->finishing_) return;
+      self->finishing_ = true;
+      if (self->chunked_) self->body_queue_.emplace_back("0\r\n\r\n");
+      self->pump_body();
+    });
+  }
+  void post_cut_off() {
+    asio::post(executor_, [self = shared_from_this()] {
+      spdlog::warn("net: streamed response to {} cut off: over {} bytes queued for a peer that does not read",
+                   self->remote_, self->shared_->options.max_outbound_bytes);
+      self->end_body_and_close();
     });
   }
 
@@ -497,7 +268,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     auto request = parser_->release();
     if (websocket::is_upgrade(request)) {
       upgraded_ = true;
-      std::make_shared<WebSocketSession>(std::move(stream_), shared_, remote_)->start(std::move(request));
+      start_websocket_session(std::move(stream_), shared_, remote_, std::move(request));
       return;
     }
     respond(request);
@@ -517,8 +288,88 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
         response = error_response(500, "internal", "internal error");
       }
     }
-    out_ = serialize_response(response, request.version(), keep_alive, request.method() == http::verb::head);
-    write(out_, keep_alive ? Then::kReadNext : Then::kClose);
+    const bool head = request.method() == http::verb::head;
+    out_ = serialize_response(response, request.version(), keep_alive, head);
+    if (!response.stream || head) return write(out_, keep_alive ? Then::kReadNext : Then::kClose);
+    start_body(std::move(response.stream), request.version() != 10, keep_alive);
+  }
+
+  // A streamed response: the headers (in out_) go first, then the body as the application writes it. A read
+  // stays pending meanwhile, so a peer that leaves ends the body at once rather than at the next write.
+  void start_body(std::function<void(std::shared_ptr<HttpBodyWriter>)> stream, bool chunked,
+                  bool keep_alive) {
+    chunked_ = chunked;
+    body_keep_alive_ = keep_alive && chunked;  // an HTTP/1.0 body ends where the connection does
+    finishing_ = false;
+    writer_ = std::make_shared<BodyWriter>(weak_from_this(), shared_->options.max_outbound_bytes, chunked);
+    body_queue_.push_back(std::move(out_));
+    header_in_queue_ = true;
+    pump_body();
+    watch_peer();
+    try {
+      stream(writer_);
+    } catch (const std::exception& e) {
+      spdlog::error("net: streamed response handler threw: {}", e.what());
+      end_body_and_close();
+    }
+  }
+
+  void watch_peer() {
+    watching_ = true;
+    stream_.socket().async_read_some(
+        buffer_.prepare(1024), IoHandler([self = shared_from_this()](error_code ec, size_t n) {
+          self->watching_ = false;
+          if (!ec) {
+            self->buffer_.commit(n);  // a pipelined request: the parser reads it after the body
+            if (!self->writer_) self->do_read();
+            return;
+          }
+          if (ec == asio::error::operation_aborted && self->read_after_watch_) {
+            self->read_after_watch_ = false;
+            return self->do_read();
+          }
+          self->end_body_and_close();
+        }));
+  }
+
+  void pump_body() {
+    if (body_writing_ || !writer_) return;
+    if (body_queue_.empty()) {
+      if (finishing_) body_done();
+      return;
+    }
+    body_writing_ = true;
+    stream_.expires_after(shared_->options.idle_timeout);
+    write_bytes(stream_, body_queue_.front(), [self = shared_from_this()](error_code ec, size_t) {
+      self->body_writing_ = false;
+      if (self->header_in_queue_) {
+        self->header_in_queue_ = false;
+      } else if (self->writer_) {
+        self->writer_->release(self->body_queue_.front().size());
+      }
+      self->body_queue_.pop_front();
+      if (ec) return self->end_body_and_close();
+      self->pump_body();
+    });
+  }
+
+  // Every byte of a finished body is written: serve the next request, or close.
+  void body_done() {
+    auto writer = std::move(writer_);
+    writer->end();
+    if (!body_keep_alive_) return close();
+    if (!watching_) return do_read();
+    read_after_watch_ = true;  // the watch's completion starts the next read
+    error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+
+  void end_body_and_close() {
+    // A write in flight still reads the front; it completes (with an error) after the close below.
+    body_queue_.erase(body_queue_.begin() + (body_writing_ ? 1 : 0), body_queue_.end());
+    if (auto writer = std::move(writer_)) writer->end();
+    error_code ignored;
+    stream_.socket().close(ignored);
   }
 
   void send_error(int status, std::string_view code, const std::string& message) {
@@ -551,7 +402,43 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string out_;  // the response being written
   bool upgraded_ = false;
+  // A streamed body (start_body); writer_ is set while it lasts.
+  std::shared_ptr<BodyWriter> writer_;
+  std::deque<std::string> body_queue_;  // framed bytes; the front is being written when body_writing_
+  bool header_in_queue_ = false;        // body_queue_.front() is the status line and headers
+  bool body_writing_ = false;
+  bool finishing_ = false;  // finish() was called: the queue ends the body
+  bool chunked_ = true;
+  bool body_keep_alive_ = true;
+  bool watching_ = false;          // watch_peer's read is pending
+  bool read_after_watch_ = false;  // cancel() of that read means "read the next request"
 };
+
+bool BodyWriter::write(std::string bytes) {
+  if (closed_.load(std::memory_order_acquire)) return false;
+  if (bytes.empty()) return true;  // an empty chunk would end a chunked body
+  if (chunked_) {
+    char size[20];
+    int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+    bytes.insert(0, size, static_cast<size_t>(n));
+    bytes += "\r\n";
+  }
+  const size_t size = bytes.size();
+  auto session = session_.lock();
+  if (!session) return false;
+  if (queued_.fetch_add(size, std::memory_order_relaxed) + size > max_outbound_) {
+    queued_.fetch_sub(size, std::memory_order_relaxed);
+    if (!closed_.exchange(true)) session->post_cut_off();
+    return false;
+  }
+  session->post_body(std::move(bytes));
+  return true;
+}
+
+void BodyWriter::finish() {
+  if (closed_.exchange(true)) return;
+  if (auto session = session_.lock()) session->post_finish();
+}
 
 // Accepts connections until closed. Held by shared_ptr from its own pending handlers, so a handler left
 // queued when the pool stops never points at a destroyed acceptor.
@@ -629,6 +516,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
 };
 
 }  // namespace
+}  // namespace server_detail
+
+using namespace server_detail;  // NOLINT(google-build-using-namespace): this file implements them
 
 struct Server::Impl {
   Impl(ServerOptions options, ServerHandlers handlers)
