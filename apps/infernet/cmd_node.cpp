@@ -220,6 +220,34 @@ consumer::ConsumerOptions consumer_options(const Config& config) {
   return o;
 }
 
+// Who may use the API (docs/api.md, "Authentication"): api.* settings, the key file, and the node's own key.
+Result<api::AccessOptions> access_options(const Config& config, const nostr::Keypair& keys) {
+  api::AccessOptions o;
+  auto mode = api::parse_auth_mode(config.get_string("api.auth"));
+  if (!mode) return tl::unexpected(mode.error());
+  o.mode = *mode;
+  auto grants = api::parse_nostr_keys(config.get_string("api.nostr_keys"));
+  if (!grants) return tl::unexpected(grants.error());
+  o.credentials.nostr_keys = std::move(*grants);
+  o.credentials.nostr_keys.push_back({keys.public_key().hex(), api::Scope::kSubmit});
+  o.credentials.nip98_max_age_seconds = std::max<int64_t>(1, config.get_int("nip98.max_age_seconds"));
+  auto origins = api::parse_cors_origins(config.get_string("api.cors_origins"));
+  if (!origins) return tl::unexpected(origins.error());
+  o.cors_origins = std::move(*origins);
+  o.rate_limit.per_minute = config.get_int("api.rate_limit");
+  o.rate_limit.burst = config.get_int("api.rate_burst");
+  if (o.rate_limit.per_minute < 0) {
+    return make_error(ErrorCode::kInvalidInput, "api.rate_limit: must be 0 (no limit) or more");
+  }
+  if (o.rate_limit.burst < 1)
+    return make_error(ErrorCode::kInvalidInput, "api.rate_burst: must be 1 or more");
+  std::string path = database_path(config, "api.keys_database", "api_keys.db");
+  auto store = api::ApiKeyStore::open(path);
+  if (!store) return tl::unexpected(with_context(store.error(), "api keys " + path));
+  o.credentials.keys = std::move(*store);
+  return o;
+}
+
 int run_node(const CommandContext& ctx, const NodeOptions& opts) {
   if (!opts.relay && !opts.provider && !opts.consumer) {
     return fail("node: choose at least one role: --relay, --provider, --consumer");
@@ -285,6 +313,9 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       if (auto st = consumer_node->start(); !st) return fail(st.error());
       api::ApiServerOptions api_options;
       api_options.listen = opts.api_listen.empty() ? config->get_string("api.listen") : opts.api_listen;
+      auto access = access_options(*config, *keys);
+      if (!access) return fail(access.error());
+      api_options.api.access = std::move(*access);
       api_server = std::make_unique<api::ApiServer>(*consumer_node, api_options);
       if (auto st = api_server->start(); !st)
         return fail(with_context(st.error(), "api: listen on " + api_options.listen));

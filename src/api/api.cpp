@@ -14,11 +14,6 @@
 namespace infernet::api {
 namespace {
 
-net::HttpResponse cross_origin_refusal() {
-  return error_response(ApiError{
-      403, "cross_origin", "requests from other origins are refused (Origin must be http://<Host>)", ""});
-}
-
 // The worker behind Defer. Job streams hold it only weakly, so it is always destroyed with the handlers (on
 // the thread destroying the Server), never on its own thread.
 struct StreamFinisher {
@@ -38,19 +33,18 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
   };
   net::ServerHandlers handlers;
   handlers.http = [&consumer, routes](const net::HttpRequest& request) {
-    if (is_cross_origin(request)) return cross_origin_refusal();
     return route_request(consumer, routes, request);
   };
   handlers.websocket = [&consumer, finisher, defer = std::move(defer)](
                            std::shared_ptr<net::WebSocketConnection> connection,
                            const net::HttpRequest& request) -> std::unique_ptr<net::WebSocketHandler> {
-    if (is_cross_origin(request)) return nullptr;  // refused with 403 before the handshake
     auto stream = match_stream(request);
     if (!stream) return nullptr;
     if (!*stream) return refuse_stream(*connection, kCloseInvalidInput, stream->error().message);
     return open_job_stream(consumer, defer, std::move(connection), (*stream)->job_id, (*stream)->after);
   };
-  return handlers;
+  // Checked before any route, so a refused request changes nothing whatever paths are added above.
+  return guard_handlers(std::move(handlers), std::move(options.access));
 }
 
 Result<net::ServerOptions> parse_listen_address(std::string_view listen) {

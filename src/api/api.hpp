@@ -1,9 +1,8 @@
 // The local REST and WebSocket API of a consumer node (docs/api.md): /api/v1/jobs and friends over a
 // consumer::ConsumerNode, served by a net::Server on api.listen (loopback by default).
 //
-// Requests from a browser page of another origin (an Origin header that is not http://<Host>) are refused
-// with 403, HTTP and WebSocket alike: the API spends the user's budget and shows their prompts, so only the
-// user's own tools (and pages served by this node) may use it.
+// Every request passes the access checks of access.hpp first (credentials, scope, rate limit, browser
+// origins): the API spends the user's budget and shows their prompts.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/access.hpp"
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
 #include "net/server.hpp"
@@ -23,12 +23,15 @@ struct ApiOptions {
   // Unix milliseconds now; empty means the system clock. Tells a repeated client_request_id (200) from a new
   // job (201) by the job's created_at.
   std::function<int64_t()> now_ms;
+  // Who may call the API (config api.auth, api.nostr_keys, api.cors_origins, api.rate_limit, ...).
+  AccessOptions access;
 };
 
 // The handlers for a net::Server (or any server taking net::ServerHandlers): HTTP routes and job streams.
-// They own one small worker thread that sends the final message of each job stream (it reads the job from
-// the database, which is kept off the consumer's threads); it stops when the last copy of the handlers is
-// destroyed, i.e. with the Server. `consumer` must outlive the server.
+// Every route sits behind guard_handlers (access.hpp, options.access). They own one small worker thread that
+// sends the final message of each job stream (it reads the job from the database, which is kept off the
+// consumer's threads); it stops when the last copy of the handlers is destroyed, i.e. with the Server.
+// `consumer` must outlive the server.
 net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions options = {});
 
 // "127.0.0.1:7448", "[::1]:7448", "0.0.0.0:0" -> host and port for net::ServerOptions. Errors: kInvalidInput

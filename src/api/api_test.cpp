@@ -471,6 +471,7 @@ TEST(ApiHandlers, RefuseOtherOrigins) {
   request.method = "GET";
   request.target = "/api/v1/jobs";
   request.headers["host"] = "127.0.0.1:7448";
+  request.remote_address = "127.0.0.1";  // a local tool: no credentials needed (access.hpp)
   EXPECT_EQ(handlers.http(request).status, 200);
   request.headers["origin"] = "http://127.0.0.1:7448";
   EXPECT_EQ(handlers.http(request).status, 200);
@@ -490,6 +491,7 @@ TEST(ApiHandlers, OversizedBodyIs413) {
   net::HttpRequest request;
   request.method = "POST";
   request.target = "/api/v1/jobs";
+  request.remote_address = "127.0.0.1";
   request.body = R"({"model":"tiny","prompt":")" + std::string(2000, 'a') + "\"}";
   auto refused = handlers.http(request);
   EXPECT_EQ(refused.status, 413);

@@ -126,6 +126,26 @@ constexpr ConfigKeySpec kKeys[] = {
      false},
     {"api.url", ConfigType::kString, "http://127.0.0.1:7448",
      "The API the CLI commands (submit, status, watch, ...) talk to.", false},
+    {"api.auth", ConfigType::kString, "auto",
+     "Who must authenticate to the API: auto (requests from loopback without credentials are allowed, "
+     "others need an API key or NIP-98) or required (every request).",
+     false},
+    {"api.keys_database", ConfigType::kString, "",
+     "SQLite file of the API keys `infernet apikey` manages (hashes only). Empty means "
+     "<data_dir>/api_keys.db. Keys added or revoked count at once, without a restart.",
+     false},
+    {"api.nostr_keys", ConfigType::kString, "",
+     "Comma-separated npubs or hex keys allowed to use the API with NIP-98, each optionally :read or :submit "
+     "(default submit). The node's own key is always allowed.",
+     false},
+    {"api.cors_origins", ConfigType::kString, "",
+     "Comma-separated browser origins (https://app.example) allowed to call the API; * allows any origin "
+     "but then every cross-origin request needs credentials. Empty: cross-origin requests are refused.",
+     false},
+    {"api.rate_limit", ConfigType::kInt, "600",
+     "Requests per minute per API key, Nostr key or (without credentials) address; 0: no limit.", false},
+    {"api.rate_burst", ConfigType::kInt, "300",
+     "Requests a client may make at once before api.rate_limit paces it (the token bucket's size).", false},
 };
 
 const ConfigKeySpec* find_spec(std::string_view name) {
