@@ -285,6 +285,7 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       if (auto st = consumer_node->start(); !st) return fail(st.error());
       api::ApiServerOptions api_options;
       api_options.listen = opts.api_listen.empty() ? config->get_string("api.listen") : opts.api_listen;
+      api_options.api.blob_dir = config->data_dir() + "/blobs";  // docs/api.md "Blobs"
       api_server = std::make_unique<api::ApiServer>(*consumer_node, api_options);
       if (auto st = api_server->start(); !st)
         return fail(with_context(st.error(), "api: listen on " + api_options.listen));

@@ -23,6 +23,8 @@ struct ApiOptions {
   // Unix milliseconds now; empty means the system clock. Tells a repeated client_request_id (200) from a new
   // job (201) by the job's created_at.
   std::function<int64_t()> now_ms;
+  // Where the blob store keeps its files (docs/api.md "Blobs"); empty: no blob store.
+  std::string blob_dir;
 };
 
 // The handlers for a net::Server (or any server taking net::ServerHandlers): HTTP routes and job streams.
