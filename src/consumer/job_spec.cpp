@@ -90,7 +90,7 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
   // The consumer guide calls the middle priority "medium".
   if (spec.priority == "medium") out.priority = "normal";
   if (out.priority != "low" && out.priority != "normal" && out.priority != "high") {
-    return tl::unexpected(invalid("priority: must be low, normal (or medium) or high"));
+    return tl::unexpected(invalid("priority: must be low, normal or high (medium is normal)"));
   }
   if (auto st = check_hardware(spec); !st) return tl::unexpected(st.error());
   if (spec.notes.size() > kMaxNotes)

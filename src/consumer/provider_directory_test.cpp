@@ -137,7 +137,8 @@ TEST(CheckSpec, HardwarePriorityAndNotes) {
   EXPECT_FALSE(check_spec(bad, kNow));
   bad = s;
   bad.priority = "urgent";
-  EXPECT_EQ(check_spec(bad, kNow).error().message, "priority: must be low, normal (or medium) or high");
+  EXPECT_EQ(check_spec(bad, kNow).error().message,
+            "priority: must be low, normal or high (medium is normal)");
   bad = s;
   bad.notes = {std::string(kMaxNoteBytes + 1, 'n')};
   EXPECT_FALSE(check_spec(bad, kNow));
