@@ -233,13 +233,13 @@ Status attach_files(JobRequest& request, const BlobStore* store) {
     if (!text) {
       if (text.error().code == ErrorCode::kNotFound) {
         return make_error(ErrorCode::kInvalidInput,
-                          field + ": no blob " + hash + " (upload it with PUT /upload)");
+                          field + ": no blob " + (hash + " (upload it with PUT /upload)"));
       }
       return tl::unexpected(text.error());
     }
     if (!is_text_blob(*text)) {
       return make_error(ErrorCode::kInvalidInput,
-                        field + ": blob " + hash + " is not UTF-8 text; a text model takes only text");
+                        field + ": blob " + (hash + " is not UTF-8 text; a text model takes only text"));
     }
     std::string attachment = "File " + hash + ":\n" + *text;
     const bool as_message = !spec.messages.empty();
