@@ -316,6 +316,7 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       auto access = access_options(*config, *keys);
       if (!access) return fail(access.error());
       api_options.api.access = std::move(*access);
+      api_options.api.blob_dir = config->data_dir() + "/blobs";  // docs/api.md "Blobs"
       api_server = std::make_unique<api::ApiServer>(*consumer_node, api_options);
       if (auto st = api_server->start(); !st)
         return fail(with_context(st.error(), "api: listen on " + api_options.listen));

@@ -1,5 +1,6 @@
 #include "api/api.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
@@ -27,6 +28,8 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
   RouteOptions routes;
   routes.max_body_bytes = options.max_body_bytes;
   routes.now_ms = std::move(options.now_ms);
+  if (!options.blob_dir.empty())
+    routes.blobs = std::make_shared<BlobStore>(BlobStoreOptions{options.blob_dir});
   auto finisher = std::make_shared<StreamFinisher>();
   Defer defer = [weak = std::weak_ptr<StreamFinisher>(finisher)](std::function<void()> work) {
     if (auto f = weak.lock()) boost::asio::post(f->pool.io_context(), std::move(work));
@@ -63,7 +66,11 @@ Status ApiServer::start() {
     auto server_options = parse_listen_address(options_.listen);
     if (!server_options) return tl::unexpected(server_options.error());
     server_options->threads = options_.threads;
-    server_options->max_http_body_bytes = options_.api.max_body_bytes;
+    // Uploads may be larger than job bodies; the job route checks its own limit.
+    server_options->max_http_body_bytes =
+        options_.api.blob_dir.empty()
+            ? options_.api.max_body_bytes
+            : std::max<size_t>(options_.api.max_body_bytes, BlobStoreOptions{}.max_blob_bytes);
     host_ = server_options->host;
     server_ = std::make_unique<net::Server>(*server_options, make_handlers(consumer_, options_.api));
   }

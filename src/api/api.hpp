@@ -25,6 +25,8 @@ struct ApiOptions {
   std::function<int64_t()> now_ms;
   // Who may call the API (config api.auth, api.nostr_keys, api.cors_origins, api.rate_limit, ...).
   AccessOptions access;
+  // Where the blob store keeps its files (docs/api.md "Blobs"); empty: no blob store.
+  std::string blob_dir;
 };
 
 // The handlers for a net::Server (or any server taking net::ServerHandlers): HTTP routes and job streams.

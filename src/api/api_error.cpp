@@ -11,7 +11,8 @@ namespace {
 constexpr size_t kMaxFieldNameBytes = 64;
 
 bool is_field_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+         c == '[' || c == ']';  // "input.files[2]", "messages[0].role"
 }
 
 std::string printable(std::string_view text) {

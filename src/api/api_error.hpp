@@ -24,8 +24,8 @@ struct ApiError {
 
 // Maps an Error: the status from net::http_status_for, the code from error_code_name, and for kInvalidInput
 // and kLimitExceeded the field from a message of the form "field: problem" (the convention every module
-// follows). A prefix that is not a plain name (letters, digits, '_', '.', at most 64) is not taken as a
-// field.
+// follows). A prefix that is not a plain name (letters, digits, '_', '.', '[', ']', at most 64) is not taken
+// as a field.
 ApiError to_api_error(const Error& error);
 
 // The field a message names, or "" (see to_api_error).

@@ -1,5 +1,6 @@
 #include "api/job_json.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -252,6 +253,14 @@ std::string json_safe(std::string_view text) {
   return out;
 }
 
+Status read_job_field(std::string_view name, const json::value& value, JobSpec& spec) {
+  return read_member(name, value, spec);
+}
+
+bool is_job_field(std::string_view name) {
+  return std::find(kSpecFields.begin(), kSpecFields.end(), name) != kSpecFields.end();
+}
+
 Result<JobSpec> parse_job_spec(std::string_view body) {
   boost::system::error_code ec;
   json::value doc = json::parse(body, ec);
@@ -295,6 +304,8 @@ json::object job_to_json(const consumer::JobRecord& job) {
                       {"provider", json_safe(job.provider.empty() ? spec.provider : job.provider)},
                       {"requested_provider", json_safe(spec.provider)},
                       {"open_quotes", spec.open_quotes},
+                      {"gpu_type", json_safe(spec.gpu_type)},
+                      {"min_gpu_memory_mb", spec.min_gpu_memory_mb},
                       {"attempt", job.attempt},
                       {"output", json_safe(job.output)},
                       {"error", json_safe(job.error)},

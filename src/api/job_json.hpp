@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
@@ -21,10 +22,17 @@ namespace infernet::api {
 // "request body: ..." for a body that is not a JSON object.
 Result<consumer::JobSpec> parse_job_spec(std::string_view body);
 
+// One top-level field of the flat POST /api/v1/jobs body (`name` as in docs/api.md) read into `spec`, with
+// the same type checks and errors as parse_job_spec. Errors name `name`; "<name>: unknown field" for a name
+// that is not a field.
+Status read_job_field(std::string_view name, const boost::json::value& value, consumer::JobSpec& spec);
+// True when `name` is a field of the flat body.
+bool is_job_field(std::string_view name);
+
 // The job JSON: {id, client_request_id, state, model, prompt, max_tokens, temperature, seed, max_cost_msat,
-// priority, deadline, provider, requested_provider, open_quotes, attempt, output, error, usage:
-// {input_tokens, output_tokens}, cost_msat, created_at, updated_at}. `provider` is the provider the job is
-// or was assigned to, or the one asked for before assignment.
+// priority, deadline, provider, requested_provider, open_quotes, gpu_type, min_gpu_memory_mb, attempt,
+// output, error, usage: {input_tokens, output_tokens}, cost_msat, created_at, updated_at}. `provider` is the
+// provider the job is or was assigned to, or the one asked for before assignment.
 boost::json::object job_to_json(const consumer::JobRecord& job);
 
 // {id, state, output, usage, cost_msat, error}: what GET /api/v1/jobs/{id}/result answers.

@@ -8,7 +8,9 @@
 #include <boost/json/serialize.hpp>
 
 #include "api/api_error.hpp"
+#include "api/blob_routes.hpp"
 #include "api/job_json.hpp"
+#include "api/job_request.hpp"
 #include "api/query.hpp"
 
 namespace infernet::api {
@@ -66,14 +68,23 @@ net::HttpResponse create_job(ConsumerNode& consumer, const RouteOptions& options
         ApiError{413, "limit_exceeded",
                  "request body: larger than " + std::to_string(options.max_body_bytes) + " bytes", ""});
   }
-  auto spec = parse_job_spec(request.body);
-  if (!spec) return invalid(spec.error());
+  auto parsed = parse_job_request(request.body);
+  if (!parsed) return invalid(parsed.error());
+  if (auto st = attach_files(*parsed, options.blobs.get()); !st) return error_response(st.error());
+  const consumer::JobSpec* spec = &parsed->spec;
   int64_t started = options.now_ms ? options.now_ms() : system_now_ms();
   auto job = consumer.submit(*spec);
   if (!job) return error_response(job.error());
   bool existed = !spec->client_request_id.empty() && job->client_request_id == spec->client_request_id &&
                  job->created_at + kExistingJobAgeMs < started;
-  auto response = ok(existed ? 200 : 201, job_to_json(*job));
+  json::object body = job_to_json(*job);
+  if (!parsed->warnings.empty()) {
+    json::array warnings;
+    for (const auto& w : parsed->warnings)
+      warnings.emplace_back(json_safe(w));
+    body["warnings"] = std::move(warnings);
+  }
+  auto response = ok(existed ? 200 : 201, body);
   response.headers.emplace_back("Location", std::string(kPrefix) + "jobs/" + job->id);
   return response;
 }
@@ -207,6 +218,9 @@ std::optional<Result<StreamRequest>> match_stream(const net::HttpRequest& reques
 net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& options,
                                 const net::HttpRequest& request) {
   std::string_view path = request.path();
+  if (options.blobs) {
+    if (auto answer = route_blob_request(*options.blobs, request)) return std::move(*answer);
+  }
   if (path.substr(0, kPrefix.size()) != kPrefix) return not_found(request);
   std::string_view rest = path.substr(kPrefix.size());
   const std::string& method = request.method;

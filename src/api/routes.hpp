@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "api/blob_store.hpp"
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
 #include "net/http.hpp"
@@ -26,10 +28,14 @@ struct RouteOptions {
   size_t max_body_bytes = 1 << 20;  // POST bodies over this get 413
   // Unix milliseconds now, for telling a new job from an existing one (see kExistingJobAgeMs).
   std::function<int64_t()> now_ms;
+  // The node's blobs (PUT /upload, GET /<sha256>, input.files); null: no blob routes, and a job naming files
+  // is refused.
+  std::shared_ptr<BlobStore> blobs;
 };
 
-// Answers one HTTP request under /api/v1. Unknown paths get 404, a wrong method 405 with an Allow header,
-// the stream path without a WebSocket upgrade 426; errors are JSON (api_error.hpp).
+// Answers one HTTP request under /api/v1, or a blob request (blob_routes.hpp). Unknown paths get 404, a wrong
+// method 405 with an Allow header, the stream path without a WebSocket upgrade 426; errors are JSON
+// (api_error.hpp).
 net::HttpResponse route_request(consumer::ConsumerNode& consumer, const RouteOptions& options,
                                 const net::HttpRequest& request);
 

@@ -47,7 +47,19 @@ struct JobSpec {
   int64_t deadline = 0;               // unix seconds; 0: none
   std::string provider;               // optional hex pubkey or npub: send only to this provider (direct)
   bool open_quotes = false;           // ask every provider of the model for an offer and take the best
+  // Hardware the provider must have (matched against its announced GPUs, see gpu_name_matches): a GPU whose
+  // name matches gpu_type, or "cpu" for a provider without GPUs; "" for any. At most 64 bytes.
+  std::string gpu_type;
+  uint64_t min_gpu_memory_mb = 0;  // a GPU with at least this much memory; 0: no minimum
+  // Diagnostics recorded as the job's first `note` events (e.g. input keys the API ignored). Not stored in
+  // the spec; at most 32 of at most 1024 bytes each.
+  std::vector<std::string> notes;
 };
+
+// True when `wanted` (a job's gpu_type, e.g. "NVIDIA_A100") names the GPU `name` (as announced, e.g. "NVIDIA
+// A100-SXM4-80GB"): compared without case, with '_' and '-' read as spaces, `wanted` must appear in `name` as
+// whole words. Thread-safe.
+bool gpu_name_matches(std::string_view wanted, std::string_view name);
 
 struct JobRecord {
   std::string id;  // the consumer's job id (random, hex)

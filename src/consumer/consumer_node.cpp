@@ -366,6 +366,8 @@ Result<JobRecord> NodeCore::submit(const JobSpec& raw) {
     PendingWrite w;
     w.change.insert = r;
     add_event(job, w, "state", state_data(JobState::kSubmitted));
+    for (const std::string& n : r.spec.notes)
+      note(job, w, n);
     dispatch(job, w);
     commit(job, std::move(w), [promise](const Status& st) { promise->set_value(st); });
   }

@@ -41,8 +41,8 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     start_quote_round(job, w);
     return;
   }
-  MatchRequest request{spec.model,    job.input_words,    spec.max_tokens,
-                       spec.priority, spec.max_cost_msat, &job.tried};
+  MatchRequest request{spec.model,         job.input_words, spec.max_tokens, spec.priority,
+                       spec.max_cost_msat, &job.tried,      spec.gpu_type,   spec.min_gpu_memory_mb};
   auto match = directory_.match(request, clock_.now_unix(), [this](const std::string& provider) {
     auto it = in_flight_.find(provider);
     return it == in_flight_.end() ? 0u : it->second;
@@ -222,6 +222,10 @@ void NodeCore::close_quote_round(ActiveJob& job, PendingWrite& w) {
                 std::to_string(cap);
     } else if (auto gone = directory_.liveness_problem(provider, now); !gone.empty()) {
       problem = "not alive: " + gone;
+    } else if (auto hardware = hardware_problem(directory_.find(provider)->announcement.hardware,
+                                                job.record.spec.gpu_type, job.record.spec.min_gpu_memory_mb);
+               !hardware.empty()) {
+      problem = "hardware: " + hardware;
     }
     if (!problem.empty()) {
       note(job, w, "offer passed over: " + problem, provider);

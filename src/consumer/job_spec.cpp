@@ -30,7 +30,36 @@ std::optional<std::string> provider_hex(std::string_view text) {
   return key->hex();
 }
 
+Status check_hardware(const JobSpec& spec) {
+  if (spec.gpu_type.size() > kMaxGpuTypeBytes) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "resources.gpu_type: at most " + std::to_string(kMaxGpuTypeBytes) + " bytes");
+  }
+  for (char c : spec.gpu_type) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == ' ' || c == '_' || c == '-' || c == '.';
+    if (!plain) {
+      return make_error(ErrorCode::kInvalidInput,
+                        "resources.gpu_type: only letters, digits, spaces, '_', '-' and '.'");
+    }
+  }
+  if (spec.min_gpu_memory_mb > kMaxGpuMemoryMb) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "resources.min_gpu_memory_mb: at most " + std::to_string(kMaxGpuMemoryMb));
+  }
+  if (spec.min_gpu_memory_mb != 0 && is_cpu_only(spec.gpu_type)) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "resources.min_gpu_memory_mb: cannot be combined with gpu_type cpu");
+  }
+  return {};
+}
+
 }  // namespace
+
+bool is_cpu_only(std::string_view gpu_type) {
+  return gpu_type.size() == 3 && (gpu_type[0] | 0x20) == 'c' && (gpu_type[1] | 0x20) == 'p' &&
+         (gpu_type[2] | 0x20) == 'u';
+}
 
 Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
   JobSpec out = spec;
@@ -58,8 +87,19 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
   if (spec.max_tokens < 1 || spec.max_tokens > 65536)
     return tl::unexpected(invalid("max_tokens: must be 1..65536"));
   if (auto st = check_sampling(spec.sampling); !st) return tl::unexpected(st.error());
-  if (spec.priority != "low" && spec.priority != "normal" && spec.priority != "high") {
-    return tl::unexpected(invalid("priority: must be low, normal or high"));
+  // The consumer guide calls the middle priority "medium".
+  if (spec.priority == "medium") out.priority = "normal";
+  if (out.priority != "low" && out.priority != "normal" && out.priority != "high") {
+    return tl::unexpected(invalid("priority: must be low, normal or high (medium is normal)"));
+  }
+  if (auto st = check_hardware(spec); !st) return tl::unexpected(st.error());
+  if (spec.notes.size() > kMaxNotes)
+    return tl::unexpected(invalid("notes: at most " + std::to_string(kMaxNotes)));
+  for (const auto& n : spec.notes) {
+    if (n.size() > kMaxNoteBytes || !is_valid_utf8(n)) {
+      return tl::unexpected(
+          invalid("notes: each must be valid UTF-8 of at most " + std::to_string(kMaxNoteBytes) + " bytes"));
+    }
   }
   if (spec.deadline < 0) return tl::unexpected(invalid("deadline: must be a unix time in seconds, or 0"));
   if (spec.deadline != 0 && spec.deadline <= now) return tl::unexpected(invalid("deadline: already passed"));

@@ -155,6 +155,8 @@ std::string spec_to_json(const JobSpec& spec) {
   o["deadline"] = spec.deadline;
   o["provider"] = spec.provider;
   o["open_quotes"] = spec.open_quotes;
+  if (!spec.gpu_type.empty()) o["gpu_type"] = spec.gpu_type;
+  if (spec.min_gpu_memory_mb != 0) o["min_gpu_memory_mb"] = spec.min_gpu_memory_mb;
   return boost::json::serialize(o);
 }
 
@@ -181,9 +183,10 @@ Result<JobSpec> spec_from_json(std::string_view json) {
     return {};
   };
   Status st;
-  for (auto [key, field] : {std::pair{"client_request_id", &spec.client_request_id},
-                            std::pair{"model", &spec.model}, std::pair{"prompt", &spec.prompt},
-                            std::pair{"priority", &spec.priority}, std::pair{"provider", &spec.provider}}) {
+  for (auto [key, field] :
+       {std::pair{"client_request_id", &spec.client_request_id}, std::pair{"model", &spec.model},
+        std::pair{"prompt", &spec.prompt}, std::pair{"priority", &spec.priority},
+        std::pair{"provider", &spec.provider}, std::pair{"gpu_type", &spec.gpu_type}}) {
     if (st = str(key, *field); !st) return tl::unexpected(st.error());
   }
   if (st = num("max_tokens", spec.max_tokens); !st) return tl::unexpected(st.error());
@@ -218,6 +221,7 @@ Result<JobSpec> spec_from_json(std::string_view json) {
   }
   if (st = num("max_cost_msat", spec.max_cost_msat); !st) return tl::unexpected(st.error());
   if (st = num("deadline", spec.deadline); !st) return tl::unexpected(st.error());
+  if (st = num("min_gpu_memory_mb", spec.min_gpu_memory_mb); !st) return tl::unexpected(st.error());
   if (const auto* f = o.if_contains("open_quotes")) {
     if (!f->is_bool()) return make_error(ErrorCode::kInvalidInput, "open_quotes: must be a boolean");
     spec.open_quotes = f->as_bool();

@@ -5,6 +5,8 @@
 #include <limits>
 #include <tuple>
 
+#include "consumer/internal/job_spec.hpp"
+
 namespace infernet::consumer::internal {
 namespace {
 
@@ -12,7 +14,48 @@ bool serves(const protocol::Announcement& a, const std::string& model) {
   return std::any_of(a.models.begin(), a.models.end(), [&](const auto& m) { return m.name == model; });
 }
 
+// Lower case, '_' and '-' as spaces, runs of spaces as one, none at the ends: "NVIDIA_A100" -> "nvidia a100".
+std::string gpu_words(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '_' || c == '-' || c == ' ' || c == '\t') {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else {
+      out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+  }
+  if (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+std::string describe_gpus(const std::vector<protocol::GpuInfo>& gpus) {
+  if (gpus.empty()) return "no GPU";
+  std::string out;
+  for (const auto& g : gpus) {
+    if (!out.empty()) out += ", ";
+    out += g.name.substr(0, 64) + " " + std::to_string(g.memory_mb) + " MB";
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string hardware_problem(const protocol::Hardware& hardware, const std::string& gpu_type,
+                             uint64_t min_gpu_memory_mb) {
+  if (is_cpu_only(gpu_type)) {
+    return hardware.gpus.empty()
+               ? ""
+               : "gpu_type cpu asks for a provider without GPUs (has: " + describe_gpus(hardware.gpus) + ")";
+  }
+  if (gpu_type.empty() && min_gpu_memory_mb == 0) return "";
+  for (const auto& g : hardware.gpus) {
+    if ((gpu_type.empty() || gpu_name_matches(gpu_type, g.name)) && g.memory_mb >= min_gpu_memory_mb)
+      return "";
+  }
+  std::string wanted = gpu_type.empty() ? "no GPU" : "no GPU matching gpu_type " + gpu_type;
+  if (min_gpu_memory_mb != 0) wanted += " with at least " + std::to_string(min_gpu_memory_mb) + " MB";
+  return wanted + " (has: " + describe_gpus(hardware.gpus) + ")";
+}
 
 bool ProviderDirectory::update(const protocol::ProviderAnnouncement& a, uint32_t ours_now) {
   const std::string key = a.provider.hex();
@@ -75,6 +118,11 @@ Match ProviderDirectory::match(const MatchRequest& request, int64_t now, const I
     auto reject = [&](std::string reason) { m.rejected.push_back({provider, a.name, std::move(reason)}); };
     if (request.tried != nullptr && request.tried->count(key) != 0) {
       reject("already tried for this job");
+      continue;
+    }
+    if (auto problem = hardware_problem(a.hardware, request.gpu_type, request.min_gpu_memory_mb);
+        !problem.empty()) {
+      reject("hardware: " + problem);
       continue;
     }
     if (auto problem = liveness_problem(key, now); !problem.empty()) {
@@ -147,3 +195,19 @@ std::vector<ModelSummary> ProviderDirectory::models(int64_t now) const {
 }
 
 }  // namespace infernet::consumer::internal
+
+namespace infernet::consumer {
+
+bool gpu_name_matches(std::string_view wanted, std::string_view name) {
+  const std::string w = internal::gpu_words(wanted);
+  const std::string n = internal::gpu_words(name);
+  if (w.empty()) return false;
+  for (size_t at = n.find(w); at != std::string::npos; at = n.find(w, at + 1)) {
+    const bool starts_word = at == 0 || n[at - 1] == ' ';
+    const bool ends_word = at + w.size() == n.size() || n[at + w.size()] == ' ';
+    if (starts_word && ends_word) return true;
+  }
+  return false;
+}
+
+}  // namespace infernet::consumer

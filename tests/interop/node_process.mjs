@@ -60,11 +60,13 @@ export async function startNode({ roles, dataDir = tempDir(), settings = {}, lis
   return node;
 }
 
-// JSON over the consumer's REST API.
+// JSON over the consumer's REST API, with node.apiKey as the key when the test set one.
 export async function api(node, method, path, body) {
+  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (node.apiKey) headers.authorization = `Bearer ${node.apiKey}`;
   const res = await fetch(node.apiUrl + path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();

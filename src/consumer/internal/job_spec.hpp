@@ -12,9 +12,19 @@ namespace infernet::consumer::internal {
 // Longest client_request_id accepted.
 constexpr size_t kMaxClientRequestIdBytes = 128;
 
+// Limits on the hardware a job may ask for, and on the notes the API attaches to it.
+constexpr size_t kMaxGpuTypeBytes = 64;
+constexpr uint64_t kMaxGpuMemoryMb = uint64_t{1} << 24;  // 16 TiB: far above any GPU
+constexpr size_t kMaxNotes = 32;
+constexpr size_t kMaxNoteBytes = 1024;
+
+// True for the gpu_type "cpu" (any case): a provider without GPUs.
+bool is_cpu_only(std::string_view gpu_type);
+
 // Validates every field of `spec` and returns it normalized (provider as lower-case hex, whatever the user
-// wrote). `now` is unix seconds, for the deadline. Errors: kInvalidInput naming the field ("model: required",
-// "max_tokens: must be 1..65536", "provider: not a valid npub or hex key", ...).
+// wrote; priority "medium" as "normal"). `now` is unix seconds, for the deadline. Errors: kInvalidInput
+// naming the field ("model: required", "resources.gpu_type: at most 64 bytes", "max_tokens: must
+// be 1..65536", "provider: not a valid npub or hex key", ...).
 Result<JobSpec> check_spec(const JobSpec& spec, int64_t now);
 
 // Whitespace-separated words: the input-size estimate used for prices before a provider counts tokens.

@@ -27,7 +27,14 @@ struct MatchRequest {
   std::string priority = "normal";
   uint64_t max_cost_msat = 0;                    // 0: no cap
   const std::set<std::string>* tried = nullptr;  // providers (hex) already tried for the job
+  std::string gpu_type;                          // JobSpec::gpu_type: "" any, "cpu", or a GPU name
+  uint64_t min_gpu_memory_mb = 0;
 };
+
+// "" when `hardware` meets a job's gpu_type and min_gpu_memory_mb (JobSpec), else why not, for a note
+// ("no GPU matching gpu_type NVIDIA_A100 (has: NVIDIA T4 15360 MB)").
+std::string hardware_problem(const protocol::Hardware& hardware, const std::string& gpu_type,
+                             uint64_t min_gpu_memory_mb);
 
 struct Rejection {
   std::string provider;  // hex
@@ -60,8 +67,9 @@ class ProviderDirectory {
   bool known(const std::string& provider) const { return providers_.count(provider) != 0; }
   const protocol::ProviderAnnouncement* find(const std::string& provider) const;
 
-  // Chooses among alive providers serving the model, not tried yet, whose estimated price fits the budget
-  // and that have room (estimated): those with a free slot first, then the cheapest, then the least loaded.
+  // Chooses among alive providers serving the model, not tried yet, with the hardware asked for, whose
+  // estimated price fits the budget and that have room (estimated): those with a free slot first, then the
+  // cheapest, then the least loaded.
   Match match(const MatchRequest& request, int64_t now, const InFlight& ours) const;
 
   // per_job + per_1k_input * words / 1000 + per_1k_output * max_tokens / 1000, times the priority's percent
