@@ -33,7 +33,7 @@ std::string note_data(std::string_view message, std::string_view provider, std::
 }
 
 std::string result_data(uint32_t attempt, std::string_view provider, bool ok, uint64_t cost_msat,
-                        const protocol::Usage& usage) {
+                        const protocol::Usage& usage, std::string_view finish_reason) {
   boost::json::object o;
   o["attempt"] = attempt;
   o["provider"] = provider;
@@ -41,6 +41,7 @@ std::string result_data(uint32_t attempt, std::string_view provider, bool ok, ui
   o["cost_msat"] = cost_msat;
   o["input_tokens"] = usage.input_tokens;
   o["output_tokens"] = usage.output_tokens;
+  if (!finish_reason.empty()) o["finish_reason"] = finish_reason;
   return boost::json::serialize(o);
 }
 

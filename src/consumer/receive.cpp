@@ -246,7 +246,7 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
     w.change.output = r.output;
     w.change.usage = m.usage;
     w.change.cost_msat = m.cost_msat;
-    add_event(*job, w, "result", result_data(attempt, provider, true, m.cost_msat, m.usage));
+    add_event(*job, w, "result", result_data(attempt, provider, true, m.cost_msat, m.usage, m.finish_reason));
     protocol::JobReceipt receipt{r.id, attempt, m.cost_msat, event_id};
     if (auto sealed = protocol::seal(receipt, keys_, o.sender, clock_.now_unix())) {
       w.change.receipt =

@@ -23,7 +23,7 @@ std::string progress_data(uint32_t attempt, uint64_t seq_in_attempt, std::string
                           bool from_result);
 std::string note_data(std::string_view message, std::string_view provider = {}, std::string_view name = {});
 std::string result_data(uint32_t attempt, std::string_view provider, bool ok, uint64_t cost_msat,
-                        const protocol::Usage& usage);
+                        const protocol::Usage& usage, std::string_view finish_reason);
 std::string error_data(uint32_t attempt, std::string_view provider, std::string_view code,
                        std::string_view message);
 
