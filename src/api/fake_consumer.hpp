@@ -100,6 +100,31 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     watchers_.erase(handle);
   }
 
+  Result<std::vector<consumer::Notification>> notifications(uint64_t after_id, size_t limit) override {
+    std::lock_guard lock(mu_);
+    std::vector<consumer::Notification> out;
+    for (const auto& n : notifications_) {
+      if (n.id > after_id && out.size() < limit) out.push_back(n);
+    }
+    return out;
+  }
+
+  Result<uint64_t> watch_all(uint64_t after_id,
+                             std::function<void(const consumer::Notification&)> on_notification) override {
+    std::lock_guard lock(mu_);
+    for (const auto& n : notifications_) {
+      if (n.id > after_id) on_notification(n);
+    }
+    uint64_t handle = ++last_handle_;
+    all_watchers_[handle] = std::move(on_notification);
+    return handle;
+  }
+
+  void unwatch_all(uint64_t handle) override {
+    std::lock_guard lock(mu_);
+    all_watchers_.erase(handle);
+  }
+
   std::vector<consumer::ProviderRecord> providers() override {
     std::lock_guard lock(mu_);
     return providers_;
@@ -128,6 +153,15 @@ class FakeConsumerNode : public consumer::ConsumerNode {
       job.cost_msat = 42;
     }
     append_locked(job_id, "state", std::string(R"({"state":")") + consumer::to_string(state) + "\"}");
+  }
+
+  // Stores a notification (the next id) and hands it to the watch_all() watchers.
+  void push_notification(const std::string& type, const std::string& job_id, const std::string& data) {
+    std::lock_guard lock(mu_);
+    consumer::Notification n{notifications_.size() + 1, type, job_id, now_ms_, data};
+    notifications_.push_back(n);
+    for (auto& [handle, cb] : all_watchers_)
+      cb(n);
   }
 
   void set_now_ms(int64_t now) {
@@ -171,14 +205,16 @@ class FakeConsumerNode : public consumer::ConsumerNode {
   }
 
   std::mutex mu_;
-  int64_t now_ms_ = 1'700'000'000'000;                             // guarded by mu_
-  std::map<std::string, consumer::JobRecord> jobs_;                // guarded by mu_
-  std::map<std::string, std::vector<consumer::JobEvent>> events_;  // guarded by mu_
-  std::map<uint64_t, Watcher> watchers_;                           // guarded by mu_
-  uint64_t last_handle_ = 0;                                       // guarded by mu_
-  consumer::JobQuery last_query_;                                  // guarded by mu_
-  std::vector<consumer::ProviderRecord> providers_;                // guarded by mu_
-  std::vector<consumer::ModelSummary> models_;                     // guarded by mu_
+  int64_t now_ms_ = 1'700'000'000'000;                                                   // guarded by mu_
+  std::map<std::string, consumer::JobRecord> jobs_;                                      // guarded by mu_
+  std::map<std::string, std::vector<consumer::JobEvent>> events_;                        // guarded by mu_
+  std::map<uint64_t, Watcher> watchers_;                                                 // guarded by mu_
+  uint64_t last_handle_ = 0;                                                             // guarded by mu_
+  std::vector<consumer::Notification> notifications_;                                    // guarded by mu_
+  std::map<uint64_t, std::function<void(const consumer::Notification&)>> all_watchers_;  // guarded by mu_
+  consumer::JobQuery last_query_;                                                        // guarded by mu_
+  std::vector<consumer::ProviderRecord> providers_;                                      // guarded by mu_
+  std::vector<consumer::ModelSummary> models_;                                           // guarded by mu_
 };
 
 }  // namespace infernet::api::testing
