@@ -109,6 +109,11 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     return out;
   }
 
+  Result<uint64_t> last_notification_id() override {
+    std::lock_guard lock(mu_);
+    return notifications_.size();
+  }
+
   Result<uint64_t> watch_all(uint64_t after_id,
                              std::function<void(const consumer::Notification&)> on_notification) override {
     std::lock_guard lock(mu_);

@@ -164,6 +164,8 @@ class ConsumerNode {
 
   // Stored notifications with id > after_id, in id order, at most min(limit, 1000). Errors: kIo.
   virtual Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit) = 0;
+  // The id of the newest stored notification, 0 when there is none. Errors: kIo.
+  virtual Result<uint64_t> last_notification_id() = 0;
   // Calls `on_notification` with every notification after `after_id`: first those stored, then live ones as
   // they commit, in id order, none twice. Returns a handle for unwatch_all(). Errors: kIo.
   virtual Result<uint64_t> watch_all(uint64_t after_id,

@@ -444,6 +444,10 @@ Result<std::vector<Notification>> NodeCore::notifications(uint64_t after_id, siz
   return store_->notifications(after_id, std::min<size_t>(limit, kMaxNotificationPage));
 }
 
+Result<uint64_t> NodeCore::last_notification_id() {
+  return store_->last_notification_id();
+}
+
 Result<uint64_t> NodeCore::watch_all(uint64_t after_id, std::function<void(const Notification&)> cb) {
   return notification_hub_.watch(after_id, std::move(cb), [this](uint64_t after, size_t limit) {
     return store_->notifications(after, limit);
@@ -603,6 +607,7 @@ class ConsumerNodeImpl final : public ConsumerNode {
   Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit) override {
     return core_->notifications(after_id, limit);
   }
+  Result<uint64_t> last_notification_id() override { return core_->last_notification_id(); }
   Result<uint64_t> watch_all(uint64_t after_id, std::function<void(const Notification&)> cb) override {
     return core_->watch_all(after_id, std::move(cb));
   }

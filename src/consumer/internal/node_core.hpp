@@ -150,6 +150,7 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
                          std::function<void(const JobEvent&)> cb);
   void unwatch(uint64_t handle);
   Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit);
+  Result<uint64_t> last_notification_id();
   Result<uint64_t> watch_all(uint64_t after_id, std::function<void(const Notification&)> cb);
   void unwatch_all(uint64_t handle);
   std::vector<ProviderRecord> providers();
