@@ -7,6 +7,7 @@
 
 #include "api/api_error.hpp"
 #include "api/job_stream.hpp"
+#include "api/notification_api.hpp"
 #include "api/routes.hpp"
 #include "net/io_pool.hpp"
 #include "net/listen_address.hpp"
@@ -32,6 +33,7 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
   RouteOptions routes;
   routes.max_body_bytes = options.max_body_bytes;
   routes.now_ms = std::move(options.now_ms);
+  routes.webhooks = options.webhooks;
   auto finisher = std::make_shared<StreamFinisher>();
   Defer defer = [weak = std::weak_ptr<StreamFinisher>(finisher)](std::function<void()> work) {
     if (auto f = weak.lock()) boost::asio::post(f->pool.io_context(), std::move(work));
@@ -45,6 +47,10 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
                            std::shared_ptr<net::WebSocketConnection> connection,
                            const net::HttpRequest& request) -> std::unique_ptr<net::WebSocketHandler> {
     if (is_cross_origin(request)) return nullptr;  // refused with 403 before the handshake
+    if (auto all = match_notification_stream(request)) {
+      if (!*all) return refuse_stream(*connection, kCloseInvalidInput, all->error().message);
+      return open_notification_stream(consumer, std::move(connection), **all);
+    }
     auto stream = match_stream(request);
     if (!stream) return nullptr;
     if (!*stream) return refuse_stream(*connection, kCloseInvalidInput, stream->error().message);

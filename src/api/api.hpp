@@ -15,6 +15,7 @@
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
 #include "net/server.hpp"
+#include "notify/webhooks.hpp"
 
 namespace infernet::api {
 
@@ -23,6 +24,9 @@ struct ApiOptions {
   // Unix milliseconds now; empty means the system clock. Tells a repeated client_request_id (200) from a new
   // job (201) by the job's created_at.
   std::function<int64_t()> now_ms;
+  // The node's webhooks (/api/v1/webhooks), or null when it has none (those routes answer 404). Must outlive
+  // the handlers.
+  notify::Webhooks* webhooks = nullptr;
 };
 
 // The handlers for a net::Server (or any server taking net::ServerHandlers): HTTP routes and job streams.

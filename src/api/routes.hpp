@@ -12,6 +12,7 @@
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
 #include "net/http.hpp"
+#include "notify/webhooks.hpp"
 
 namespace infernet::api {
 
@@ -26,6 +27,7 @@ struct RouteOptions {
   size_t max_body_bytes = 1 << 20;  // POST bodies over this get 413
   // Unix milliseconds now, for telling a new job from an existing one (see kExistingJobAgeMs).
   std::function<int64_t()> now_ms;
+  notify::Webhooks* webhooks = nullptr;  // /api/v1/webhooks; null: 404
 };
 
 // Answers one HTTP request under /api/v1. Unknown paths get 404, a wrong method 405 with an Allow header,
