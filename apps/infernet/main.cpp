@@ -16,6 +16,8 @@ namespace infernet::cli {
 void add_job_commands(CLI::App& app, CommandContext& ctx);
 // model make tiny|random (cmd_model.cpp).
 void add_model_commands(CLI::App& app, CommandContext& ctx);
+// webhook add|list|remove|enable (cmd_notify.cpp).
+void add_webhook_commands(CLI::App& app, CommandContext& ctx);
 
 Result<Config> CommandContext::load_config() const {
   ConfigSources sources;
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
   add_relay_client_commands(app, ctx);
   add_job_commands(app, ctx);
   add_model_commands(app, ctx);
+  add_webhook_commands(app, ctx);
 
   // Logging is configured after parsing so that --log-level and the config file both count.
   app.parse_complete_callback([&ctx] {
