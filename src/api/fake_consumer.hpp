@@ -199,6 +199,7 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     std::string job_id;
     std::function<void(const consumer::JobEvent&)> on_event;
   };
+  using AllWatcher = std::function<void(const consumer::Notification&)>;
 
   void append_locked(const std::string& job_id, const std::string& type, const std::string& data) {
     auto& history = events_[job_id];
@@ -210,16 +211,16 @@ class FakeConsumerNode : public consumer::ConsumerNode {
   }
 
   std::mutex mu_;
-  int64_t now_ms_ = 1'700'000'000'000;                                                   // guarded by mu_
-  std::map<std::string, consumer::JobRecord> jobs_;                                      // guarded by mu_
-  std::map<std::string, std::vector<consumer::JobEvent>> events_;                        // guarded by mu_
-  std::map<uint64_t, Watcher> watchers_;                                                 // guarded by mu_
-  uint64_t last_handle_ = 0;                                                             // guarded by mu_
-  std::vector<consumer::Notification> notifications_;                                    // guarded by mu_
-  std::map<uint64_t, std::function<void(const consumer::Notification&)>> all_watchers_;  // guarded by mu_
-  consumer::JobQuery last_query_;                                                        // guarded by mu_
-  std::vector<consumer::ProviderRecord> providers_;                                      // guarded by mu_
-  std::vector<consumer::ModelSummary> models_;                                           // guarded by mu_
+  int64_t now_ms_ = 1'700'000'000'000;                             // guarded by mu_
+  std::map<std::string, consumer::JobRecord> jobs_;                // guarded by mu_
+  std::map<std::string, std::vector<consumer::JobEvent>> events_;  // guarded by mu_
+  std::map<uint64_t, Watcher> watchers_;                           // guarded by mu_
+  uint64_t last_handle_ = 0;                                       // guarded by mu_
+  std::vector<consumer::Notification> notifications_;              // guarded by mu_
+  std::map<uint64_t, AllWatcher> all_watchers_;                    // guarded by mu_
+  consumer::JobQuery last_query_;                                  // guarded by mu_
+  std::vector<consumer::ProviderRecord> providers_;                // guarded by mu_
+  std::vector<consumer::ModelSummary> models_;                     // guarded by mu_
 };
 
 }  // namespace infernet::api::testing
