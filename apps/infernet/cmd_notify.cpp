@@ -133,27 +133,25 @@ int watch_notifications(const std::string& api, const std::string& types, bool j
   if (!ws_base) return fail("api.url: " + ws_base.error().message);
   while (!ws_base->empty() && ws_base->back() == '/')
     ws_base->pop_back();
-  // Start after the newest stored notification: the first page call tells where that is.
+  // Start after the newest stored notification: only what happens from now on is printed.
   uint64_t start = 0;
   {
     net::HttpClientOptions options;
     options.timeout = kRequestTimeout;
     auto client = net::HttpClient::create(api, options);
     if (!client) return fail("api.url: " + client.error().message);
-    for (;;) {
-      auto page = client->get("/api/v1/notifications?limit=1000&after=" + std::to_string(start));
-      if (!page) {
-        return fail("cannot reach the API at " + api + ": " + page.error().message +
-                    " (is `infernet node --consumer` running?)");
-      }
-      boost::system::error_code ec;
-      json::value body = json::parse(page->body, ec);
-      if (ec || page->status != 200 || !body.is_object())
-        return fail("the API answered " + std::to_string(page->status) + ": " + page->body.substr(0, 200));
-      const uint64_t next = body.at("next_after").to_number<uint64_t>();
-      if (next == start) break;
-      start = next;
+    auto page = client->get("/api/v1/notifications?limit=1&after=" + std::to_string(UINT64_MAX));
+    if (!page) {
+      return fail("cannot reach the API at " + api + ": " + page.error().message +
+                  " (is `infernet node --consumer` running?)");
     }
+    boost::system::error_code ec;
+    json::value body = json::parse(page->body, ec);
+    const json::value* last = !ec && body.is_object() ? body.get_object().if_contains("last_id") : nullptr;
+    if (page->status != 200 || last == nullptr || !last->is_number()) {
+      return fail("the API answered " + std::to_string(page->status) + ": " + page->body.substr(0, 200));
+    }
+    start = last->to_number<uint64_t>();
   }
 
   net::IoPool io(1);

@@ -86,7 +86,10 @@ net::HttpResponse list_notifications(consumer::ConsumerNode& consumer, const net
     }
     if (page->size() < want) break;
   }
-  return ok(200, json::object{{"notifications", std::move(out)}, {"next_after", position}});
+  auto last = consumer.last_notification_id();
+  if (!last) return error_response(last.error());
+  return ok(200,
+            json::object{{"notifications", std::move(out)}, {"next_after", position}, {"last_id", *last}});
 }
 
 json::object webhook_json(const notify::Webhook& w, bool with_secret) {

@@ -117,6 +117,7 @@ TEST_F(NotificationApiTest, PagesOfNotificationsFollowAfterLimitAndTypes) {
   EXPECT_EQ(first.at("job_id"), "j1");
   EXPECT_EQ(first.at("data").at("state"), "assigned");
   EXPECT_EQ(page.at("next_after").to_number<int>(), 2);
+  EXPECT_EQ(page.at("last_id").to_number<int>(), 3);
 
   auto completed = body_of(request("GET", "/api/v1/notifications?types=job.completed"));
   ASSERT_EQ(completed.at("notifications").as_array().size(), 1u);
