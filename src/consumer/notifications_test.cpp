@@ -187,6 +187,32 @@ TEST_F(NotificationsTest, AnOverBudgetChargeReportsEveryThresholdTheErrorAndTheF
   }
 }
 
+TEST_F(NotificationsTest, ABudgetLevelReportedBeforeARestartIsNotReportedAgain) {
+  auto& provider = add_provider(
+      {.per_job_msat = 10, .per_1k_output_msat = 10'000, .script = Script::kManual, .cost_msat = 50});
+  options_.stall_timeout = 10s;
+  open_node();
+  ASSERT_TRUE(provider_alive());
+  auto job = node_->submit(spec(5, 60));
+  ASSERT_TRUE(job) << job.error().to_string();
+  ASSERT_TRUE(provider.wait_requests(1));
+  const auto request = provider.requests()[0];
+  const auto consumer = keys_.public_key();
+  // 2 tokens: 10 + 2 * 10 = 30 msat, half the budget.
+  provider.send(protocol::JobProgress{request.job_id, 1, 1, "alpha ", 2, 0.4}, consumer);
+  ASSERT_TRUE(wait_for(job->id, "budget.threshold"));
+
+  node_.reset();
+  provider.send(provider.result_for(request), consumer);  // charges 50 msat: 83%
+  open_node();
+  ASSERT_TRUE(wait_for(job->id, "job.completed"));
+  std::vector<int64_t> levels;
+  for (const auto& n : stored()) {
+    if (n.type == "budget.threshold") levels.push_back(data_of(n).at("threshold_percent").as_int64());
+  }
+  EXPECT_EQ(levels, (std::vector<int64_t>{50, 80}));
+}
+
 TEST_F(NotificationsTest, ACanceledJobIsNotifiedOnce) {
   add_provider({.script = Script::kSilent});
   options_.accept_timeout = 10s;
