@@ -36,7 +36,8 @@ struct WebhookSpec {
 // "secret: must be 16 to 256 printable ASCII characters".
 Status check_webhook(const WebhookSpec& spec);
 
-// POSTs a delivery with net::HttpClient (plain http), within `timeout`.
+// POSTs a delivery with net::HttpClient (plain http), within `timeout`, and returns the status without
+// reading the answer's body.
 Sender http_sender(std::chrono::milliseconds timeout);
 
 struct WebhooksOptions {

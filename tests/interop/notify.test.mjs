@@ -74,7 +74,7 @@ async function receiver() {
         return;
       }
       r.received.push({ body, headers: req.headers });
-      res.writeHead(200).end('ok');
+      res.writeHead(200).end('ok'.repeat(100000));  // a large answer still counts: only the status is read
     });
   });
   await new Promise((resolve) => r.server.listen(0, '127.0.0.1', resolve));
