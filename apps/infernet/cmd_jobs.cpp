@@ -22,6 +22,10 @@
 #include "net/websocket_client.hpp"
 
 namespace infernet::cli {
+
+// watch --all (cmd_notify.cpp).
+int watch_notifications(const std::string& api, const std::string& types, bool json_lines);
+
 namespace {
 
 namespace json = boost::json;
@@ -71,6 +75,10 @@ struct JobCommandOptions {
   CLI::Option* min_p_flag = nullptr;
   CLI::Option* repeat_penalty_flag = nullptr;
   CLI::Option* repeat_last_n_flag = nullptr;
+
+  // watch --all
+  bool all = false;
+  std::string types;
 
   // jobs
   std::string state;
@@ -473,10 +481,14 @@ int run_status(const CommandContext& ctx, const JobCommandOptions& o) {
 }
 
 int run_watch(const CommandContext& ctx, const JobCommandOptions& o) {
-  if (auto st = check_job_id(o.job); !st) return fail(st.error());
+  if (o.all != o.job.empty()) return fail("watch: give a JOB or --all, not both");
+  if (!o.all && (!o.types.empty() || o.json)) return fail("watch: --types and --json go with --all");
+  if (!o.all) {
+    if (auto st = check_job_id(o.job); !st) return fail(st.error());
+  }
   auto api = api_url(ctx, o);
   if (!api) return fail(api.error());
-  return watch_job(*api, o.job);
+  return o.all ? watch_notifications(*api, o.types, o.json) : watch_job(*api, o.job);
 }
 
 int run_cancel(const CommandContext& ctx, const JobCommandOptions& o) {
@@ -639,7 +651,11 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
       "watch",
       "Follow a job: output to stdout as it streams, state changes to stderr; exit 0 if it completed");
   add_api(watch);
-  add_job(watch);
+  watch->add_option("JOB", opts.job, "Job id");
+  watch->add_flag("--all", opts.all,
+                  "Follow notifications of every job instead, from now on: one line each (docs/api.md)");
+  watch->add_option("--types", opts.types, "With --all: only these notification types (comma-separated)");
+  add_json(watch, "With --all: print each notification as a JSON line");
   watch->callback([&ctx] { ctx.exit_code = run_watch(ctx, opts); });
 
   auto* cancel = app.add_subcommand("cancel", "Cancel a job; prints its id and state");

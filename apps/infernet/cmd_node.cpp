@@ -23,6 +23,7 @@
 #include "net/server.hpp"
 #include "nostr/identity.hpp"
 #include "nostr/nip19.hpp"
+#include "notify/webhooks.hpp"
 #include "provider/provider.hpp"
 #include "relay/event_store.hpp"
 #include "relay/relay.hpp"
@@ -60,6 +61,13 @@ std::string database_path(const Config& config, const std::string& key, const st
   std::filesystem::create_directories(config.data_dir(), ec);
   ::chmod(config.data_dir().c_str(), 0700);
   return config.data_dir() + "/" + file;
+}
+
+// The webhooks' database beside the consumer's: "<dir>/consumer.db" -> "<dir>/consumer.webhooks.db".
+std::string webhooks_database(const std::string& consumer_database) {
+  std::string_view base = consumer_database;
+  if (base.ends_with(".db")) base.remove_suffix(3);
+  return std::string(base) + ".webhooks.db";
 }
 
 // The node's identity: read from key_file, created there (0600) on first run so a new user needs no step.
@@ -275,6 +283,7 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<provider::ProviderNode> provider_node;
   std::unique_ptr<consumer::ConsumerNode> consumer_node;
+  std::unique_ptr<notify::Webhooks> webhooks;
   std::unique_ptr<api::ApiServer> api_server;
   if (opts.provider || opts.consumer) {
     auto keys = node_keys(*config);
@@ -311,7 +320,14 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       if (!node) return fail(with_context(node.error(), "consumer database " + options.database));
       consumer_node = std::move(*node);
       if (auto st = consumer_node->start(); !st) return fail(st.error());
+      notify::WebhooksOptions webhook_options;
+      webhook_options.database = webhooks_database(options.database);
+      auto hooks = notify::Webhooks::open(*consumer_node, webhook_options);
+      if (!hooks) return fail(hooks.error());
+      webhooks = std::move(*hooks);
+      if (auto st = webhooks->start(); !st) return fail(with_context(st.error(), "webhooks"));
       api::ApiServerOptions api_options;
+      api_options.api.webhooks = webhooks.get();
       api_options.listen = opts.api_listen.empty() ? config->get_string("api.listen") : opts.api_listen;
       auto access = access_options(*config, *keys);
       if (!access) return fail(access.error());
@@ -334,6 +350,7 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
   }
   spdlog::info("node: stopping");
   if (api_server) api_server->stop();
+  if (webhooks) webhooks->stop();
   if (consumer_node) consumer_node->stop();
   if (provider_node) provider_node->stop();
   if (engine) engine->stop();

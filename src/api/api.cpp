@@ -8,6 +8,7 @@
 
 #include "api/api_error.hpp"
 #include "api/job_stream.hpp"
+#include "api/notification_api.hpp"
 #include "api/routes.hpp"
 #include "net/io_pool.hpp"
 #include "net/listen_address.hpp"
@@ -30,6 +31,7 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
   routes.now_ms = std::move(options.now_ms);
   if (!options.blob_dir.empty())
     routes.blobs = std::make_shared<BlobStore>(BlobStoreOptions{options.blob_dir});
+  routes.webhooks = options.webhooks;
   auto finisher = std::make_shared<StreamFinisher>();
   Defer defer = [weak = std::weak_ptr<StreamFinisher>(finisher)](std::function<void()> work) {
     if (auto f = weak.lock()) boost::asio::post(f->pool.io_context(), std::move(work));
@@ -41,6 +43,10 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
   handlers.websocket = [&consumer, finisher, defer = std::move(defer)](
                            std::shared_ptr<net::WebSocketConnection> connection,
                            const net::HttpRequest& request) -> std::unique_ptr<net::WebSocketHandler> {
+    if (auto all = match_notification_stream(request)) {
+      if (!*all) return refuse_stream(*connection, kCloseInvalidInput, all->error().message);
+      return open_notification_stream(consumer, std::move(connection), **all);
+    }
     auto stream = match_stream(request);
     if (!stream) return nullptr;
     if (!*stream) return refuse_stream(*connection, kCloseInvalidInput, stream->error().message);

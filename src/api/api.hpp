@@ -15,6 +15,7 @@
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
 #include "net/server.hpp"
+#include "notify/webhooks.hpp"
 
 namespace infernet::api {
 
@@ -27,6 +28,9 @@ struct ApiOptions {
   AccessOptions access;
   // Where the blob store keeps its files (docs/api.md "Blobs"); empty: no blob store.
   std::string blob_dir;
+  // The node's webhooks (/api/v1/webhooks), or null when it has none (those routes answer 404). Must outlive
+  // the handlers.
+  notify::Webhooks* webhooks = nullptr;
 };
 
 // The handlers for a net::Server (or any server taking net::ServerHandlers): HTTP routes and job streams.

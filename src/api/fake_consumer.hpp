@@ -100,6 +100,36 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     watchers_.erase(handle);
   }
 
+  Result<std::vector<consumer::Notification>> notifications(uint64_t after_id, size_t limit) override {
+    std::lock_guard lock(mu_);
+    std::vector<consumer::Notification> out;
+    for (const auto& n : notifications_) {
+      if (n.id > after_id && out.size() < limit) out.push_back(n);
+    }
+    return out;
+  }
+
+  Result<uint64_t> last_notification_id() override {
+    std::lock_guard lock(mu_);
+    return notifications_.size();
+  }
+
+  Result<uint64_t> watch_all(uint64_t after_id,
+                             std::function<void(const consumer::Notification&)> on_notification) override {
+    std::lock_guard lock(mu_);
+    for (const auto& n : notifications_) {
+      if (n.id > after_id) on_notification(n);
+    }
+    uint64_t handle = ++last_handle_;
+    all_watchers_[handle] = std::move(on_notification);
+    return handle;
+  }
+
+  void unwatch_all(uint64_t handle) override {
+    std::lock_guard lock(mu_);
+    all_watchers_.erase(handle);
+  }
+
   std::vector<consumer::ProviderRecord> providers() override {
     std::lock_guard lock(mu_);
     return providers_;
@@ -128,6 +158,15 @@ class FakeConsumerNode : public consumer::ConsumerNode {
       job.cost_msat = 42;
     }
     append_locked(job_id, "state", std::string(R"({"state":")") + consumer::to_string(state) + "\"}");
+  }
+
+  // Stores a notification (the next id) and hands it to the watch_all() watchers.
+  void push_notification(const std::string& type, const std::string& job_id, const std::string& data) {
+    std::lock_guard lock(mu_);
+    consumer::Notification n{notifications_.size() + 1, type, job_id, now_ms_, data};
+    notifications_.push_back(n);
+    for (auto& [handle, cb] : all_watchers_)
+      cb(n);
   }
 
   void set_now_ms(int64_t now) {
@@ -160,6 +199,7 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     std::string job_id;
     std::function<void(const consumer::JobEvent&)> on_event;
   };
+  using AllWatcher = std::function<void(const consumer::Notification&)>;
 
   void append_locked(const std::string& job_id, const std::string& type, const std::string& data) {
     auto& history = events_[job_id];
@@ -176,6 +216,8 @@ class FakeConsumerNode : public consumer::ConsumerNode {
   std::map<std::string, std::vector<consumer::JobEvent>> events_;  // guarded by mu_
   std::map<uint64_t, Watcher> watchers_;                           // guarded by mu_
   uint64_t last_handle_ = 0;                                       // guarded by mu_
+  std::vector<consumer::Notification> notifications_;              // guarded by mu_
+  std::map<uint64_t, AllWatcher> all_watchers_;                    // guarded by mu_
   consumer::JobQuery last_query_;                                  // guarded by mu_
   std::vector<consumer::ProviderRecord> providers_;                // guarded by mu_
   std::vector<consumer::ModelSummary> models_;                     // guarded by mu_

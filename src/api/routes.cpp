@@ -11,6 +11,7 @@
 #include "api/blob_routes.hpp"
 #include "api/job_json.hpp"
 #include "api/job_request.hpp"
+#include "api/notification_api.hpp"
 #include "api/query.hpp"
 
 namespace infernet::api {
@@ -231,6 +232,10 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
     return method_not_allowed(request, "GET, POST");
   }
   if (rest.substr(0, 5) == "jobs/") return route_job(consumer, request, rest.substr(5));
+  if (auto response =
+          route_notification_request(consumer, options.webhooks, options.max_body_bytes, request, rest)) {
+    return std::move(*response);
+  }
   if (rest == "providers" || rest == "models") {
     if (method != "GET") return method_not_allowed(request, "GET");
     if (auto params = QueryParams::parse(request.query(), {}); !params) return invalid(params.error());

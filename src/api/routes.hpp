@@ -14,6 +14,7 @@
 #include "consumer/consumer.hpp"
 #include "core/result.hpp"
 #include "net/http.hpp"
+#include "notify/webhooks.hpp"
 
 namespace infernet::api {
 
@@ -31,6 +32,7 @@ struct RouteOptions {
   // The node's blobs (PUT /upload, GET /<sha256>, input.files); null: no blob routes, and a job naming files
   // is refused.
   std::shared_ptr<BlobStore> blobs;
+  notify::Webhooks* webhooks = nullptr;  // /api/v1/webhooks; null: 404
 };
 
 // Answers one HTTP request under /api/v1, or a blob request (blob_routes.hpp). Unknown paths get 404, a wrong

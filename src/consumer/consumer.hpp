@@ -94,6 +94,27 @@ struct JobEvent {
   int64_t at = 0;  // unix milliseconds
 };
 
+// A change of a job's status worth telling a user about, across all jobs (docs/api.md, "Notifications").
+// Ids are global, start at 1 and grow in the order the changes committed (gaps are possible, order is
+// never broken), and survive restarts: a client that saw id n asks for after_id = n and misses nothing.
+//
+// Types: job.submitted, job.started (first assigned to a provider), job.completed, job.failed,
+// job.canceled, job.expired, job.error (a provider reported an error; the job may go on elsewhere) and
+// budget.threshold (spending reached 50, 80 or 100 percent of max_cost_msat; each once per job).
+// data: a JSON object {"state", "model", "provider", "attempt", "cost_msat", "max_cost_msat", ...} plus
+// "reason" (final states), "code" and "message" (job.error), "threshold_percent", "spent_msat" and
+// "estimated" (budget.threshold).
+struct Notification {
+  uint64_t id = 0;
+  std::string type;
+  std::string job_id;
+  int64_t at = 0;  // unix milliseconds
+  std::string data;
+};
+
+// Every notification type, in the order above.
+const std::vector<std::string>& notification_types();
+
 struct JobQuery {
   std::optional<JobState> state;
   std::optional<std::string> model;
@@ -152,6 +173,16 @@ class ConsumerNode {
   virtual Result<uint64_t> watch(const std::string& job_id, uint64_t after_seq,
                                  std::function<void(const JobEvent&)> on_event) = 0;
   virtual void unwatch(uint64_t handle) = 0;
+
+  // Stored notifications with id > after_id, in id order, at most min(limit, 1000). Errors: kIo.
+  virtual Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit) = 0;
+  // The id of the newest stored notification, 0 when there is none. Errors: kIo.
+  virtual Result<uint64_t> last_notification_id() = 0;
+  // Calls `on_notification` with every notification after `after_id`: first those stored, then live ones as
+  // they commit, in id order, none twice. Returns a handle for unwatch_all(). Errors: kIo.
+  virtual Result<uint64_t> watch_all(uint64_t after_id,
+                                     std::function<void(const Notification&)> on_notification) = 0;
+  virtual void unwatch_all(uint64_t handle) = 0;
 
   virtual std::vector<ProviderRecord> providers() = 0;
   virtual std::vector<ModelSummary> models() = 0;

@@ -24,6 +24,8 @@ constexpr size_t kSeenCapacity = 200'000;
 constexpr int64_t kResubscribeMarginSeconds = 60;
 // Replay-protection ids are kept this long in the database.
 constexpr int64_t kSeenRetentionSeconds = 7 * 24 * 3600;
+// The most notifications one notifications() call returns.
+constexpr size_t kMaxNotificationPage = 1000;
 
 // 16 bytes, as 32 hex characters: the milliseconds since 1970 in the first 6 (big-endian, so ids sort by
 // creation time, as UUIDv7 does) and 80 random bits. Time-ordered ids make every table keyed by job id grow
@@ -301,6 +303,9 @@ Result<ActiveJob> NodeCore::load_job(JobRecord record) {
       job.progress_seq = seq;
     }
   }
+  auto budget = store_->budget_threshold_notified(record.id);
+  if (!budget) return tl::unexpected(budget.error());
+  job.budget_notified = *budget;
   job.input_words = count_words(record.spec.prompt);
   job.record = std::move(record);
   return job;
@@ -368,6 +373,7 @@ Result<JobRecord> NodeCore::submit(const JobSpec& raw) {
     add_event(job, w, "state", state_data(JobState::kSubmitted));
     for (const std::string& n : r.spec.notes)
       note(job, w, n);
+    notify(job, w, "job.submitted", {});
     dispatch(job, w);
     commit(job, std::move(w), [promise](const Status& st) { promise->set_value(st); });
   }
@@ -428,6 +434,32 @@ void NodeCore::unwatch(uint64_t handle) {
   hub_.unwatch(handle);
 }
 
+Status NodeCore::load_notification_position() {
+  auto last = store_->last_notification_id();
+  if (!last) return tl::unexpected(with_context(last.error(), "reading the last notification id"));
+  std::lock_guard lock(mu_);
+  last_notification_id_ = *last;
+  return {};
+}
+
+Result<std::vector<Notification>> NodeCore::notifications(uint64_t after_id, size_t limit) {
+  return store_->notifications(after_id, std::min<size_t>(limit, kMaxNotificationPage));
+}
+
+Result<uint64_t> NodeCore::last_notification_id() {
+  return store_->last_notification_id();
+}
+
+Result<uint64_t> NodeCore::watch_all(uint64_t after_id, std::function<void(const Notification&)> cb) {
+  return notification_hub_.watch(after_id, std::move(cb), [this](uint64_t after, size_t limit) {
+    return store_->notifications(after, limit);
+  });
+}
+
+void NodeCore::unwatch_all(uint64_t handle) {
+  notification_hub_.unwatch(handle);
+}
+
 std::vector<ProviderRecord> NodeCore::providers() {
   std::lock_guard lock(mu_);
   return directory_.records(clock_.now_unix());
@@ -452,6 +484,7 @@ void NodeCore::set_state(ActiveJob& job, PendingWrite& w, JobState state, const 
   add_event(job, w, "state",
             state_data(state, with_provider ? job.record.provider : "",
                        with_provider ? job.record.attempt : 0, reason));
+  notify_state(job, w, state, reason);
 }
 
 void NodeCore::note(ActiveJob& job, PendingWrite& w, const std::string& message, const std::string& provider,
@@ -480,7 +513,8 @@ void NodeCore::commit(ActiveJob& job, PendingWrite w, std::function<void(const S
     if (!job.quote_id.empty()) quotes_.erase(job.quote_id);
     jobs_.erase(job_id);  // `job` is gone from here on
   }
-  if (!job_fields && c.events.empty() && c.attempt_rows.empty() && c.seen.empty() && w.publish.empty()) {
+  if (!job_fields && c.events.empty() && c.attempt_rows.empty() && c.seen.empty() && w.publish.empty() &&
+      c.notifications.empty()) {
     if (done) done(Status{});
     return;
   }
@@ -489,16 +523,21 @@ void NodeCore::commit(ActiveJob& job, PendingWrite w, std::function<void(const S
     c.updated_at = now_ms();
     if (auto it = jobs_.find(job_id); it != jobs_.end()) it->second.record.updated_at = c.updated_at;
   }
+  // Numbered here, under mu_ as every write is queued: ids grow in commit order.
+  for (auto& n : c.notifications)
+    n.id = ++last_notification_id_;
   std::vector<JobEvent> events = c.events;
+  std::vector<Notification> notifications = c.notifications;
   // Shared: called by the writer after the commit, or here when the write cannot even be queued.
   auto on_done = std::make_shared<std::function<void(const Status&)>>(std::move(done));
   auto queued = store_->apply(std::move(w.change), [this, job_id, client_id, events = std::move(events),
+                                                    notifications = std::move(notifications),
                                                     publish = std::move(w.publish),
                                                     on_done](const Status& st) mutable {
     if (!st) {
       spdlog::error("consumer: job {}: write failed, nothing published: {}", job_id, st.error().to_string());
     } else {
-      publish_after_commit(std::move(publish), job_id, std::move(events));
+      publish_after_commit(std::move(publish), job_id, std::move(events), std::move(notifications));
     }
     if (!client_id.empty()) {
       std::lock_guard lock(mu_);
@@ -516,12 +555,15 @@ void NodeCore::commit(ActiveJob& job, PendingWrite w, std::function<void(const S
 }
 
 void NodeCore::publish_after_commit(std::vector<nostr::Event> events, const std::string& job_id,
-                                    std::vector<JobEvent> job_events) {
-  if (events.empty() && job_events.empty()) return;
-  notifier_.post([this, events = std::move(events), job_id, job_events = std::move(job_events)] {
+                                    std::vector<JobEvent> job_events,
+                                    std::vector<Notification> notifications) {
+  if (events.empty() && job_events.empty() && notifications.empty()) return;
+  notifier_.post([this, events = std::move(events), job_id, job_events = std::move(job_events),
+                  notifications = std::move(notifications)] {
     for (const auto& e : events)
       publish(e);
     hub_.deliver(job_id, job_events);
+    notification_hub_.deliver(notifications);
   });
 }
 
@@ -564,6 +606,14 @@ class ConsumerNodeImpl final : public ConsumerNode {
     return core_->watch(job_id, after_seq, std::move(on_event));
   }
   void unwatch(uint64_t handle) override { core_->unwatch(handle); }
+  Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit) override {
+    return core_->notifications(after_id, limit);
+  }
+  Result<uint64_t> last_notification_id() override { return core_->last_notification_id(); }
+  Result<uint64_t> watch_all(uint64_t after_id, std::function<void(const Notification&)> cb) override {
+    return core_->watch_all(after_id, std::move(cb));
+  }
+  void unwatch_all(uint64_t handle) override { core_->unwatch_all(handle); }
   std::vector<ProviderRecord> providers() override { return core_->providers(); }
   std::vector<ModelSummary> models() override { return core_->models(); }
 
@@ -585,6 +635,7 @@ Result<std::unique_ptr<ConsumerNode>> ConsumerNode::open(const ConsumerOptions& 
   auto store = JobStore::open(options.database);
   if (!store) return tl::unexpected(store.error());
   auto core = std::make_shared<internal::NodeCore>(options, pool, keys, clock, std::move(*store));
+  if (auto st = core->load_notification_position(); !st) return tl::unexpected(st.error());
   return std::unique_ptr<ConsumerNode>(std::make_unique<ConsumerNodeImpl>(std::move(core)));
 }
 

@@ -241,6 +241,7 @@ struct JobStore::WriterStatements {
   Statement insert_seen;
   Statement save_provider;
   Statement prune_seen;
+  Statement insert_notification;
 
   static Result<std::unique_ptr<WriterStatements>> prepare(Database& db) {
     auto st = std::make_unique<WriterStatements>();
@@ -276,6 +277,8 @@ struct JobStore::WriterStatements {
          "last_seen = excluded.last_seen, expires_at = excluded.expires_at "
          "WHERE excluded.last_seen >= providers.last_seen"},
         {&WriterStatements::prune_seen, "DELETE FROM seen_events WHERE created_at < ?"},
+        {&WriterStatements::insert_notification,
+         "INSERT INTO notifications (id, type, job_id, data, at) VALUES (?, ?, ?, ?, ?)"},
     };
     for (const auto& [member, text] : sql) {
       auto stmt = db.prepare(text, true);
@@ -355,6 +358,11 @@ class JobStore::ChangeJob final : public store::WriteJob {
     }
     for (const auto& [id, created_at] : c.seen) {
       if (auto st = bind_and_run(s.insert_seen, id, created_at); !st) return with_job(st, "seen event");
+    }
+    for (const auto& n : c.notifications) {
+      if (auto st = bind_and_run(s.insert_notification, n.id, n.type, n.job_id, n.data, n.at); !st) {
+        return with_job(st, "notification " + std::to_string(n.id));
+      }
     }
     return {};
   }
@@ -709,6 +717,42 @@ Result<bool> JobStore::was_seen(const std::string& event_id) {
       [](const Statement& s) -> Result<int64_t> { return s.column_int64(0); }, event_id);
   if (!rows) return tl::unexpected(rows.error());
   return !rows->empty();
+}
+
+Result<std::vector<Notification>> JobStore::notifications(uint64_t after_id, size_t limit) {
+  auto reader = lease();
+  if (!reader) return tl::unexpected(reader.error());
+  return query_rows<Notification>(
+      *reader, "SELECT id, type, job_id, data, at FROM notifications WHERE id > ? ORDER BY id LIMIT ?",
+      [](const Statement& s) -> Result<Notification> {
+        return Notification{static_cast<uint64_t>(s.column_int64(0)), text(s, 1), text(s, 2),
+                            s.column_int64(4), text(s, 3)};
+      },
+      static_cast<uint64_t>(std::min<uint64_t>(after_id, INT64_MAX)),
+      static_cast<uint64_t>(std::min<size_t>(limit, INT64_MAX)));
+}
+
+Result<uint64_t> JobStore::last_notification_id() {
+  auto reader = lease();
+  if (!reader) return tl::unexpected(reader.error());
+  auto rows = query_rows<uint64_t>(
+      *reader, "SELECT coalesce(max(id), 0) FROM notifications",
+      [](const Statement& s) -> Result<uint64_t> { return static_cast<uint64_t>(s.column_int64(0)); });
+  if (!rows) return tl::unexpected(rows.error());
+  return rows->empty() ? 0 : rows->front();
+}
+
+Result<uint32_t> JobStore::budget_threshold_notified(const std::string& job_id) {
+  auto reader = lease();
+  if (!reader) return tl::unexpected(reader.error());
+  auto rows = query_rows<uint32_t>(
+      *reader,
+      "SELECT coalesce(max(json_extract(data, '$.threshold_percent')), 0) FROM notifications "
+      "WHERE job_id = ? AND type = 'budget.threshold'",
+      [](const Statement& s) -> Result<uint32_t> { return static_cast<uint32_t>(s.column_int64(0)); },
+      job_id);
+  if (!rows) return tl::unexpected(rows.error());
+  return rows->empty() ? 0 : rows->front();
 }
 
 }  // namespace infernet::consumer

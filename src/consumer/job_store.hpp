@@ -91,6 +91,7 @@ struct JobChange {
   std::optional<ResultRecord> result;
   std::optional<ReceiptRecord> receipt;
   std::vector<std::pair<std::string, int64_t>> seen;  // (event id hex, its created_at) handled by this change
+  std::vector<Notification> notifications;            // inserted; ids are the caller's (increasing)
 };
 
 class JobStore {
@@ -145,6 +146,12 @@ class JobStore {
   Result<std::vector<std::string>> seen_since(int64_t since);
   // Reads the whole (pruned) table: for tests and tools, not for a hot path.
   Result<bool> was_seen(const std::string& event_id);
+  // Notifications with id > after_id in id order, at most `limit` (job_store_notifications.cpp).
+  Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit);
+  // The highest notification id, 0 when there is none.
+  Result<uint64_t> last_notification_id();
+  // The highest budget.threshold percent notified for a job, 0 when none was.
+  Result<uint32_t> budget_threshold_notified(const std::string& job_id);
 
   // Writes everything queued, then refuses writes (kIo). Reads keep working. Idempotent.
   void close();

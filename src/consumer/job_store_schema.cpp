@@ -6,7 +6,7 @@
 namespace infernet::consumer::internal {
 
 std::span<const std::string_view> job_store_schema() {
-  static constexpr std::array<std::string_view, 2> kSteps = {
+  static constexpr std::array<std::string_view, 3> kSteps = {
       // Version 1.
       // jobs: one row per job. The spec is kept whole as JSON (it is only ever read back whole); the model
       // is a column of its own because lists filter on it. client_request_id is NULL when the client gave
@@ -109,6 +109,19 @@ CREATE TABLE seen_events_by_time (
 INSERT INTO seen_events_by_time (created_at, id) SELECT created_at, id FROM seen_events;
 DROP TABLE seen_events;
 ALTER TABLE seen_events_by_time RENAME TO seen_events;
+)sql",
+      // Version 3.
+      // notifications: job status changes across all jobs, in one global order (the id, given by the node in
+      // commit order), written in the same transaction as the job events they come from.
+      R"sql(
+CREATE TABLE notifications (
+  id INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  data TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX notifications_job ON notifications (job_id, type);
 )sql",
   };
   return kSteps;

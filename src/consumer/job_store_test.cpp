@@ -78,9 +78,9 @@ TEST_F(JobStoreTest, CreatesTheSchemaOnAFreshFile) {
   auto version = db->prepare("PRAGMA user_version");
   ASSERT_TRUE(version);
   ASSERT_EQ(*version->step(), store::Statement::Step::kRow);
-  EXPECT_EQ(version->column_int64(0), 2);
-  for (const char* table :
-       {"jobs", "job_events", "results", "providers", "receipts", "seen_events", "attempts"}) {
+  EXPECT_EQ(version->column_int64(0), static_cast<int64_t>(internal::job_store_schema().size()));
+  for (const char* table : {"jobs", "job_events", "results", "providers", "receipts", "seen_events",
+                            "attempts", "notifications"}) {
     auto stmt = db->prepare(std::string("SELECT count(*) FROM ") + table);
     EXPECT_TRUE(stmt) << table << ": " << stmt.error().to_string();
   }

@@ -167,6 +167,7 @@ void NodeCore::apply_chunk(ActiveJob& job, PendingWrite& w, const protocol::JobP
   job.record.output += text;
   w.change.append_output += text;
   add_event(job, w, "progress", progress_data(job.record.attempt, chunk.seq, text, chunk.tokens, false));
+  estimate_spending(job, w, chunk.tokens);
 }
 
 void NodeCore::handle(const protocol::Opened& o, const protocol::JobProgress& m,
@@ -211,7 +212,7 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
                                  m.error_code,   m.error, m.usage,  m.cost_msat, now_ms()};
   const uint64_t cap = job->record.spec.max_cost_msat;
   if (!m.ok) {
-    add_event(*job, w, "error", error_data(attempt, provider, m.error_code, m.error));
+    provider_error(*job, w, attempt, provider, m.error_code, m.error);
     std::string reason = "the provider reported an error: " + m.error_code;
     if (!m.error.empty()) reason += ": " + m.error;
     if (m.error_code == "invalid-input") {
@@ -226,7 +227,8 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
     // The budget is a hard cap: no receipt, and the job fails rather than accept the charge.
     const std::string reason = "provider charged over budget: " + std::to_string(m.cost_msat) +
                                " msat, more than max_cost_msat " + std::to_string(cap);
-    add_event(*job, w, "error", error_data(attempt, provider, "over-budget", reason));
+    provider_error(*job, w, attempt, provider, "over-budget", reason);
+    check_budget(*job, w, m.cost_msat, false);
     end_attempt(*job, w, "over-budget", reason, false);
     finish(*job, w, JobState::kFailed, reason);
   } else {
@@ -247,6 +249,7 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
     w.change.usage = m.usage;
     w.change.cost_msat = m.cost_msat;
     add_event(*job, w, "result", result_data(attempt, provider, true, m.cost_msat, m.usage, m.finish_reason));
+    check_budget(*job, w, m.cost_msat, false);
     protocol::JobReceipt receipt{r.id, attempt, m.cost_msat, event_id};
     if (auto sealed = protocol::seal(receipt, keys_, o.sender, clock_.now_unix())) {
       w.change.receipt =

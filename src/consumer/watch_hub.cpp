@@ -86,4 +86,83 @@ size_t WatchHub::watcher_count() const {
   return by_handle_.size();
 }
 
+// ---- NotificationHub ----
+
+namespace {
+
+// Stored notifications are replayed this many at a time, so a client starting from 0 does not load the
+// whole table at once.
+constexpr size_t kReplayPage = 1000;
+
+}  // namespace
+
+void NotificationHub::push_locked(Watcher& w, const std::vector<Notification>& notifications) {
+  w.delivering = std::this_thread::get_id();
+  for (const auto& n : notifications) {
+    if (w.removed) break;
+    if (n.id <= w.last_id) continue;
+    w.last_id = n.id;
+    w.on_notification(n);
+  }
+  w.delivering = std::thread::id();
+}
+
+Result<uint64_t> NotificationHub::watch(uint64_t after_id, Callback on_notification, const ReadStored& read) {
+  auto w = std::make_shared<Watcher>();
+  w->on_notification = std::move(on_notification);
+  w->last_id = after_id;
+  std::unique_lock replay_lock(w->mu);
+  uint64_t handle = 0;
+  {
+    std::lock_guard lock(mu_);
+    handle = next_handle_++;
+    by_handle_.emplace(handle, w);
+  }
+  for (;;) {
+    auto page = read(w->last_id, kReplayPage);
+    if (!page) {
+      replay_lock.unlock();
+      unwatch(handle);
+      return tl::unexpected(page.error());
+    }
+    push_locked(*w, *page);
+    if (page->size() < kReplayPage || w->removed) break;
+  }
+  return handle;
+}
+
+void NotificationHub::unwatch(uint64_t handle) {
+  std::shared_ptr<Watcher> w;
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_handle_.find(handle);
+    if (it == by_handle_.end()) return;
+    w = it->second;
+    by_handle_.erase(it);
+  }
+  w->removed = true;
+  if (w->delivering.load() != std::this_thread::get_id()) {
+    std::lock_guard wait(w->mu);
+  }
+}
+
+void NotificationHub::deliver(const std::vector<Notification>& notifications) {
+  if (notifications.empty()) return;
+  std::vector<std::shared_ptr<Watcher>> targets;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [handle, w] : by_handle_)
+      targets.push_back(w);
+  }
+  for (const auto& w : targets) {
+    std::lock_guard lock(w->mu);
+    push_locked(*w, notifications);
+  }
+}
+
+size_t NotificationHub::watcher_count() const {
+  std::lock_guard lock(mu_);
+  return by_handle_.size();
+}
+
 }  // namespace infernet::consumer::internal

@@ -55,6 +55,7 @@ struct ActiveJob {
   std::optional<WaitingKey> waiting;    // set while no provider has it (submitted, or between rounds)
   std::set<std::string> noted;          // notes already written, so a waiting job does not repeat them
   uint32_t input_words = 0;             // of the prompt, for price estimates
+  uint32_t budget_notified = 0;         // the highest budget.threshold percent notified
 
   // The current attempt.
   bool attempt_open = false;       // sent, and neither finished nor abandoned
@@ -79,6 +80,16 @@ struct PendingWrite {
   JobChange change;
   std::vector<nostr::Event> publish;
   bool finished = false;  // the job reached a final state: forget it once queued
+};
+
+// What a notification says besides the job's own fields (notifications.cpp).
+struct NotificationDetail {
+  std::string reason;  // final states
+  std::string code;    // job.error
+  std::string message;
+  uint32_t threshold_percent = 0;  // budget.threshold
+  uint64_t spent_msat = 0;
+  bool estimated = false;
 };
 
 // Event ids already handled, bounded (oldest forgotten first). The database's seen_events covers restarts.
@@ -128,6 +139,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
 
   Status start();
   void stop();
+  // Reads the highest notification id stored, so new ones continue after it. Called once, before start().
+  Status load_notification_position();
   Result<JobRecord> submit(const JobSpec& spec);
   Result<JobRecord> get(const std::string& job_id);
   Result<std::vector<JobRecord>> list(const JobQuery& query);
@@ -136,6 +149,10 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   Result<uint64_t> watch(const std::string& job_id, uint64_t after_seq,
                          std::function<void(const JobEvent&)> cb);
   void unwatch(uint64_t handle);
+  Result<std::vector<Notification>> notifications(uint64_t after_id, size_t limit);
+  Result<uint64_t> last_notification_id();
+  Result<uint64_t> watch_all(uint64_t after_id, std::function<void(const Notification&)> cb);
+  void unwatch_all(uint64_t handle);
   std::vector<ProviderRecord> providers();
   std::vector<ModelSummary> models();
 
@@ -158,12 +175,24 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   // must not be used afterwards.
   void commit(ActiveJob& job, PendingWrite w, std::function<void(const Status&)> done = {});
   void publish_after_commit(std::vector<nostr::Event> events, const std::string& job_id,
-                            std::vector<JobEvent> job_events);
+                            std::vector<JobEvent> job_events, std::vector<Notification> notifications);
   // Publishes to the relays; an event every relay refused as rate-limited is tried again later
   // (RelayPool::publish_retrying).
   void publish(const nostr::Event& event);
   // Forgets replay-protection ids too old to come back (relays are asked only for recent events).
   void prune_seen_events();
+
+  // ---- notifications.cpp; all under mu_ ----
+  void notify(ActiveJob& job, PendingWrite& w, const char* type, const NotificationDetail& detail);
+  // job.started on the first assignment, job.<state> on a final state.
+  void notify_state(ActiveJob& job, PendingWrite& w, JobState state, const std::string& reason);
+  // An "error" event and its job.error notification.
+  void provider_error(ActiveJob& job, PendingWrite& w, uint32_t attempt, const std::string& provider,
+                      const std::string& code, const std::string& message);
+  // budget.threshold for every threshold `spent_msat` reached that was not notified yet.
+  void check_budget(ActiveJob& job, PendingWrite& w, uint64_t spent_msat, bool estimated);
+  // check_budget with the price of the output so far at the current provider's announced prices.
+  void estimate_spending(ActiveJob& job, PendingWrite& w, uint32_t output_tokens);
 
   // ---- dispatch.cpp; all under mu_ ----
   void dispatch(ActiveJob& job, PendingWrite& w);
@@ -203,6 +232,7 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   const Clock& clock_;
   std::unique_ptr<JobStore> store_;
   WatchHub hub_;
+  NotificationHub notification_hub_;
   Notifier notifier_;
 
   std::mutex mu_;
@@ -216,6 +246,7 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::set<WaitingKey> waiting_;                               // guarded by mu_
   ProviderDirectory directory_;                                // guarded by mu_
   SeenIds seen_;                                               // guarded by mu_
+  uint64_t last_notification_id_ = 0;                          // guarded by mu_
   std::vector<relay::SubscriptionHandle> subscriptions_;       // guarded by mu_
 
   std::mutex timer_mu_;

@@ -64,4 +64,39 @@ class WatchHub {
       by_job_;  // guarded by mu_
 };
 
+// Live followers of the notifications of all jobs (ConsumerNode::watch_all), in the same way: registered
+// before the stored notifications are read, replayed under the watcher's lock, then fed live ones; an id
+// check drops a notification seen twice. Ids only grow, so "after id n" is the whole position.
+//
+// Thread-safety: as WatchHub.
+class NotificationHub {
+ public:
+  using Callback = std::function<void(const Notification&)>;
+  // Reads stored notifications after an id, in id order, at most `limit` (the job database).
+  using ReadStored = std::function<Result<std::vector<Notification>>(uint64_t after_id, size_t limit)>;
+
+  // Registers a watcher, replays everything `read` returns (page by page) and leaves it following live
+  // notifications. Errors: those of `read` (the watcher is then removed).
+  Result<uint64_t> watch(uint64_t after_id, Callback on_notification, const ReadStored& read);
+  // As WatchHub::unwatch.
+  void unwatch(uint64_t handle);
+  // Hands committed notifications, in id order, to every watcher.
+  void deliver(const std::vector<Notification>& notifications);
+  size_t watcher_count() const;
+
+ private:
+  struct Watcher {
+    Callback on_notification;
+    std::mutex mu;         // held while delivering
+    uint64_t last_id = 0;  // guarded by mu
+    std::atomic<bool> removed{false};
+    std::atomic<std::thread::id> delivering{};
+  };
+  static void push_locked(Watcher& w, const std::vector<Notification>& notifications);
+
+  mutable std::mutex mu_;
+  uint64_t next_handle_ = 1;                                          // guarded by mu_
+  std::unordered_map<uint64_t, std::shared_ptr<Watcher>> by_handle_;  // guarded by mu_
+};
+
 }  // namespace infernet::consumer::internal
