@@ -8,6 +8,7 @@
 
 #include "api/api_error.hpp"
 #include "api/job_stream.hpp"
+#include "api/openai.hpp"
 #include "api/notification_api.hpp"
 #include "api/routes.hpp"
 #include "net/io_pool.hpp"
@@ -37,7 +38,8 @@ net::ServerHandlers make_handlers(consumer::ConsumerNode& consumer, ApiOptions o
     if (auto f = weak.lock()) boost::asio::post(f->pool.io_context(), std::move(work));
   };
   net::ServerHandlers handlers;
-  handlers.http = [&consumer, routes](const net::HttpRequest& request) {
+  handlers.http = [&consumer, routes, defer](const net::HttpRequest& request) {
+    if (auto answer = route_openai(consumer, defer, nullptr, request)) return std::move(*answer);
     return route_request(consumer, routes, request);
   };
   handlers.websocket = [&consumer, finisher, defer = std::move(defer)](

@@ -33,6 +33,8 @@ struct HttpRequest {
   std::string_view query() const;
 };
 
+struct HttpResponse;
+
 // The body of a streamed response (HttpResponse::stream), written piece by piece after the handler returned:
 // Server-Sent Events, for instance. Thread-safe; every method may be called from any thread. Holding it does
 // not keep the connection open.
@@ -46,6 +48,11 @@ class HttpBodyWriter {
   // Ends the body after the bytes already queued. The connection then serves the next request (keep-alive)
   // or closes. Idempotent.
   virtual void finish() = 0;
+  // Instead of a streamed body: sends `response` as an ordinary complete response (its `stream` ignored) and
+  // ends. Only before the first write() or finish(), since those send the streamed response's status and
+  // headers; returns false (sending nothing) after them or once the body has ended. This is how a handler
+  // answers later without holding a server thread, or reports an error that came before any byte.
+  virtual bool respond(HttpResponse response) = 0;
   // `callback` runs exactly once when the body has ended for any reason: finished and written, the peer
   // closed the connection, a write failed, or the server stopped. Runs at once (on the calling thread) if
   // that has already happened; otherwise on a server thread, where it must not block. Set it once.
@@ -59,10 +66,10 @@ struct HttpResponse {
   // Extra headers (e.g. Access-Control-Allow-Origin). Content-Length, Content-Type, Connection and Server are
   // set by the server and must not be repeated here.
   std::vector<std::pair<std::string, std::string>> headers;
-  // When set, `body` is ignored and the body is streamed: the server sends the status and headers
-  // (Transfer-Encoding: chunked to HTTP/1.1 clients; HTTP/1.0 clients get the bytes until the connection
-  // closes), then calls `stream` once, on the connection's strand, with the writer. A HEAD request gets the
-  // headers only and `stream` is not called.
+  // When set, `body` is ignored and the body is streamed: the server calls `stream` once, on the
+  // connection's strand, with the writer; with the writer's first write() or finish() it sends this status
+  // and these headers (Transfer-Encoding: chunked to HTTP/1.1 clients; HTTP/1.0 clients get the bytes until
+  // the connection closes). A HEAD request gets the headers only and `stream` is not called.
   std::function<void(std::shared_ptr<HttpBodyWriter>)> stream;
 };
 

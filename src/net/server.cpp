@@ -128,6 +128,7 @@ class BodyWriter final : public HttpBodyWriter {
 
   bool write(std::string bytes) override;
   void finish() override;
+  bool respond(HttpResponse response) override;
   void on_end(std::function<void()> callback) override {
     {
       std::lock_guard lock(mu_);
@@ -158,7 +159,8 @@ class BodyWriter final : public HttpBodyWriter {
   const size_t max_outbound_;
   const bool chunked_;
   std::atomic<size_t> queued_{0};
-  std::atomic<bool> closed_{false};  // finish() was called or the body ended: write() refuses
+  std::atomic<bool> closed_{false};   // finish() or respond() was called, or the body ended
+  std::atomic<bool> started_{false};  // write(), finish() or respond() was called: respond() refuses
   std::mutex mu_;
   bool ended_ = false;  // guarded by mu_
   std::function<void()> on_end_;
@@ -199,16 +201,31 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   // BodyWriter's entry points, from any thread. `framed` is ready for the wire.
   void post_body(std::string framed) {
     asio::post(executor_, [self = shared_from_this(), framed = std::move(framed)]() mutable {
-      if (!self->writer_) return;  // the body ended meanwhile
-      self->body_queue_.push_back(std::move(framed));
+      if (!self->writer_ || self->finishing_) return;  // the body ended meanwhile
+      self->send_head();
+      const size_t counted = framed.size();
+      self->body_queue_.push_back(Piece{std::move(framed), counted});
       self->pump_body();
     });
   }
   void post_finish() {
     asio::post(executor_, [self = shared_from_this()] {
       if (!self->writer_ || self->finishing_) return;
+      self->send_head();
       self->finishing_ = true;
-      if (self->chunked_) self->body_queue_.emplace_back("0\r\n\r\n");
+      if (self->chunked_) self->body_queue_.push_back(Piece{"0\r\n\r\n", 0});
+      self->pump_body();
+    });
+  }
+  void post_respond(HttpResponse response) {
+    asio::post(executor_, [self = shared_from_this(), response = std::move(response)]() mutable {
+      if (!self->writer_ || self->finishing_ || self->head_.empty()) return;
+      response.stream = nullptr;
+      self->head_.clear();
+      self->body_keep_alive_ = self->request_keep_alive_;  // framed by Content-Length: keep-alive works
+      self->body_queue_.push_back(
+          Piece{serialize_response(response, self->request_version_, self->request_keep_alive_, false), 0});
+      self->finishing_ = true;
       self->pump_body();
     });
   }
@@ -291,20 +308,20 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     const bool head = request.method() == http::verb::head;
     out_ = serialize_response(response, request.version(), keep_alive, head);
     if (!response.stream || head) return write(out_, keep_alive ? Then::kReadNext : Then::kClose);
-    start_body(std::move(response.stream), request.version() != 10, keep_alive);
+    request_version_ = request.version();
+    request_keep_alive_ = keep_alive;
+    start_body(std::move(response.stream));
   }
 
-  // A streamed response: the headers (in out_) go first, then the body as the application writes it. A read
-  // stays pending meanwhile, so a peer that leaves ends the body at once rather than at the next write.
-  void start_body(std::function<void(std::shared_ptr<HttpBodyWriter>)> stream, bool chunked,
-                  bool keep_alive) {
-    chunked_ = chunked;
-    body_keep_alive_ = keep_alive && chunked;  // an HTTP/1.0 body ends where the connection does
+  // A streamed response: its status and headers (kept in head_) go with the first piece of body, or give
+  // way to a complete response (respond()). A read stays pending meanwhile, so a peer that leaves ends the
+  // body at once rather than at the next write.
+  void start_body(std::function<void(std::shared_ptr<HttpBodyWriter>)> stream) {
+    chunked_ = request_version_ != 10;
+    body_keep_alive_ = request_keep_alive_ && chunked_;  // an HTTP/1.0 body ends where the connection does
     finishing_ = false;
-    writer_ = std::make_shared<BodyWriter>(weak_from_this(), shared_->options.max_outbound_bytes, chunked);
-    body_queue_.push_back(std::move(out_));
-    header_in_queue_ = true;
-    pump_body();
+    head_ = std::move(out_);
+    writer_ = std::make_shared<BodyWriter>(weak_from_this(), shared_->options.max_outbound_bytes, chunked_);
     watch_peer();
     try {
       stream(writer_);
@@ -340,13 +357,9 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     }
     body_writing_ = true;
     stream_.expires_after(shared_->options.idle_timeout);
-    write_bytes(stream_, body_queue_.front(), [self = shared_from_this()](error_code ec, size_t) {
+    write_bytes(stream_, body_queue_.front().bytes, [self = shared_from_this()](error_code ec, size_t) {
       self->body_writing_ = false;
-      if (self->header_in_queue_) {
-        self->header_in_queue_ = false;
-      } else if (self->writer_) {
-        self->writer_->release(self->body_queue_.front().size());
-      }
+      if (self->writer_) self->writer_->release(self->body_queue_.front().counted);
       self->body_queue_.pop_front();
       if (ec) return self->end_body_and_close();
       self->pump_body();
@@ -364,9 +377,17 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     stream_.socket().cancel(ignored);
   }
 
+  // The streamed response's status and headers, once, before its first piece.
+  void send_head() {
+    if (head_.empty()) return;
+    body_queue_.push_back(Piece{std::move(head_), 0});
+    head_.clear();
+  }
+
   void end_body_and_close() {
     // A write in flight still reads the front; it completes (with an error) after the close below.
     body_queue_.erase(body_queue_.begin() + (body_writing_ ? 1 : 0), body_queue_.end());
+    head_.clear();
     if (auto writer = std::move(writer_)) writer->end();
     error_code ignored;
     stream_.socket().close(ignored);
@@ -404,8 +425,15 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   bool upgraded_ = false;
   // A streamed body (start_body); writer_ is set while it lasts.
   std::shared_ptr<BodyWriter> writer_;
-  std::deque<std::string> body_queue_;  // framed bytes; the front is being written when body_writing_
-  bool header_in_queue_ = false;        // body_queue_.front() is the status line and headers
+  // Bytes for the wire; `counted` of them were counted against max_outbound_bytes by the writer.
+  struct Piece {
+    std::string bytes;
+    size_t counted = 0;
+  };
+  std::deque<Piece> body_queue_;  // the front is being written when body_writing_
+  std::string head_;              // the status and headers, until sent (send_head) or replaced (respond)
+  unsigned request_version_ = 11;
+  bool request_keep_alive_ = true;
   bool body_writing_ = false;
   bool finishing_ = false;  // finish() was called: the queue ends the body
   bool chunked_ = true;
@@ -417,6 +445,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
 bool BodyWriter::write(std::string bytes) {
   if (closed_.load(std::memory_order_acquire)) return false;
   if (bytes.empty()) return true;  // an empty chunk would end a chunked body
+  started_.store(true, std::memory_order_release);
   if (chunked_) {
     char size[20];
     int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
@@ -436,8 +465,17 @@ bool BodyWriter::write(std::string bytes) {
 }
 
 void BodyWriter::finish() {
+  started_.store(true, std::memory_order_release);
   if (closed_.exchange(true)) return;
   if (auto session = session_.lock()) session->post_finish();
+}
+
+bool BodyWriter::respond(HttpResponse response) {
+  if (started_.exchange(true) || closed_.exchange(true)) return false;
+  auto session = session_.lock();
+  if (!session) return false;
+  session->post_respond(std::move(response));
+  return true;
 }
 
 // Accepts connections until closed. Held by shared_ptr from its own pending handlers, so a handler left

@@ -96,14 +96,14 @@ TEST(ServerStream, ChunksArriveAsWrittenThenTheConnectionServesTheNextRequest) {
   ASSERT_TRUE(server.start());
   Client client(server.port());
   client.send("/stream");
+  auto writer = writer_future.get();
+  ASSERT_TRUE(writer->write("data: one\n\n"));  // the status and headers go with the first piece
   std::string head = client.read_header_block();
   EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
   EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
   EXPECT_NE(head.find("Content-Type: text/event-stream"), std::string::npos) << head;
   EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
-
-  auto writer = writer_future.get();
-  ASSERT_TRUE(writer->write("data: one\n\n"));
+  EXPECT_FALSE(writer->respond(HttpResponse{})) << "the streamed status is already on the wire";
   // The first piece arrives before the second is written: nothing is held back.
   EXPECT_EQ(client.read_exactly(16), "b\r\ndata: one\n\n\r\n");
   // Any thread may write; an empty write is a no-op, not the end of the body.
@@ -130,9 +130,9 @@ TEST(ServerStream, PeerLeavingEndsTheBodyWithoutAWrite) {
   {
     Client client(server.port());
     client.send("/stream");
-    client.read_header_block();
     auto writer = writer_future.get();
     ASSERT_TRUE(writer->write("data: x\n\n"));
+    client.read_header_block();
     client.close();
     EXPECT_EQ(ended.wait_for(5s), std::future_status::ready) << "on_end must run when the peer leaves";
     EXPECT_FALSE(writer->write("data: y\n\n"));
@@ -147,13 +147,39 @@ TEST(ServerStream, Http10GetsRawBytesUntilClose) {
   ASSERT_TRUE(server.start());
   Client client(server.port());
   client.send("/stream", 10);
-  std::string head = client.read_header_block();
-  EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
   auto writer = writer_future.get();
   writer->write("abc");
+  std::string head = client.read_header_block();
+  EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
   writer->write("def");
   writer->finish();
   EXPECT_EQ(client.read_to_eof(), "abcdef");
+}
+
+TEST(ServerStream, RespondSendsACompleteResponseLaterAndKeepsTheConnection) {
+  auto probe = std::make_shared<StreamProbe>();
+  auto writer_future = probe->writer.get_future();
+  auto ended = probe->ended.get_future();
+  Server server({}, stream_handlers(probe));
+  ASSERT_TRUE(server.start());
+  Client client(server.port());
+  client.send("/stream");
+  auto writer = writer_future.get();
+  HttpResponse late = json_response(404, R"({"error":"gone"})");
+  late.headers.emplace_back("X-Late", "yes");
+  std::thread([&] { EXPECT_TRUE(writer->respond(late)); }).join();
+  EXPECT_FALSE(writer->respond(late)) << "one response per request";
+  EXPECT_FALSE(writer->write("more")) << "nothing follows a complete response";
+  std::string head = client.read_header_block();
+  EXPECT_NE(head.find("HTTP/1.1 404"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Length: 16"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Late: yes"), std::string::npos) << head;
+  EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
+  EXPECT_EQ(client.read_exactly(16), R"({"error":"gone"})");
+  EXPECT_EQ(ended.wait_for(5s), std::future_status::ready);
+  client.send("/plain");
+  EXPECT_NE(client.read_header_block().find("200"), std::string::npos);
+  EXPECT_EQ(client.read_exactly(5), "plain");
 }
 
 TEST(ServerStream, SlowReaderIsCutOffAndServerStopEndsBodies) {
