@@ -24,7 +24,8 @@
 namespace infernet::cli {
 
 // watch --all (cmd_notify.cpp).
-int watch_notifications(const std::string& api, const std::string& types, bool json_lines);
+int watch_notifications(const std::string& api, const std::string& api_key, const std::string& types,
+                        bool json_lines);
 
 namespace {
 
@@ -88,11 +89,29 @@ struct JobCommandOptions {
 
 // ---- talking to the API ----
 
+// The key every request of this command sends (config api.key), set with the URL by api_url(): one command
+// talks to one API.
+std::string g_api_key;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
 Result<std::string> api_url(const CommandContext& ctx, const JobCommandOptions& o) {
-  if (!o.api.empty()) return o.api;
   auto config = ctx.load_config();
   if (!config) return tl::unexpected(config.error());
+  g_api_key = config->get_string("api.key");
+  if (!o.api.empty()) return o.api;
   return config->get_string("api.url");
+}
+
+net::HttpClientOptions api_client_options() {
+  net::HttpClientOptions options;
+  options.timeout = kRequestTimeout;
+  if (!g_api_key.empty()) options.headers.emplace_back("Authorization", "Bearer " + g_api_key);
+  return options;
+}
+
+// A stream URL with the key as access_token (WebSocket upgrades take it there; docs/api.md).
+std::string with_access_token(std::string url) {
+  if (g_api_key.empty()) return url;
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "access_token=" + g_api_key;
 }
 
 std::string unreachable(const std::string& url, const Error& error) {
@@ -117,9 +136,7 @@ std::string api_error_message(const net::HttpResponse& response) {
 // Sends one request and returns the JSON of a 2xx answer. Any failure is printed; the result is then empty.
 std::optional<json::value> call_api(const std::string& url, std::string_view method,
                                     const std::string& target, const std::string& body = "") {
-  net::HttpClientOptions options;
-  options.timeout = kRequestTimeout;
-  auto client = net::HttpClient::create(url, options);
+  auto client = net::HttpClient::create(url, api_client_options());
   if (!client) {
     fail("api.url: " + client.error().message);
     return std::nullopt;
@@ -313,7 +330,8 @@ int watch_job(const std::string& api, const std::string& job_id) {
       state->opened = state->ended = false;
       state->close.reset();
     }
-    std::string url = *ws_base + "/api/v1/jobs/" + job_id + "/stream?after=" + std::to_string(after);
+    std::string url =
+        with_access_token(*ws_base + "/api/v1/jobs/" + job_id + "/stream?after=" + std::to_string(after));
     net::WebSocketClientHandlers handlers;
     handlers.on_open = [state] {
       std::lock_guard lock(state->mu);
@@ -488,7 +506,7 @@ int run_watch(const CommandContext& ctx, const JobCommandOptions& o) {
   }
   auto api = api_url(ctx, o);
   if (!api) return fail(api.error());
-  return o.all ? watch_notifications(*api, o.types, o.json) : watch_job(*api, o.job);
+  return o.all ? watch_notifications(*api, g_api_key, o.types, o.json) : watch_job(*api, o.job);
 }
 
 int run_cancel(const CommandContext& ctx, const JobCommandOptions& o) {

@@ -77,18 +77,27 @@ struct FollowState {
   uint64_t last_id = 0;  // guarded by mu
 };
 
+// The key this command sends (config api.key), read with the URL by api_base(): one command, one API.
+std::string g_api_key;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
 std::string api_base(const CommandContext& ctx, const std::string& api) {
-  if (!api.empty()) return api;
   auto config = ctx.load_config();
+  if (config) g_api_key = config->get_string("api.key");
+  if (!api.empty()) return api;
   return config ? config->get_string("api.url") : "";
+}
+
+net::HttpClientOptions api_client_options() {
+  net::HttpClientOptions options;
+  options.timeout = kRequestTimeout;
+  if (!g_api_key.empty()) options.headers.emplace_back("Authorization", "Bearer " + g_api_key);
+  return options;
 }
 
 // Sends one request; prints the JSON answer (or fails with the API's message).
 int call(const std::string& api, std::string_view method, const std::string& target, const std::string& body,
          bool json_out, const std::function<void(const json::value&)>& print) {
-  net::HttpClientOptions options;
-  options.timeout = kRequestTimeout;
-  auto client = net::HttpClient::create(api, options);
+  auto client = net::HttpClient::create(api, api_client_options());
   if (!client) return fail("api.url: " + client.error().message);
   auto response = client->request(method, target, body);
   if (!response) return fail("API at " + api + ": " + response.error().message);
@@ -128,7 +137,9 @@ void print_webhook(const json::value& w) {
 // Follows /api/v1/notifications/stream from the newest notification on (only what happens from now), one
 // line per notification; re-attaches after the last id seen when the stream drops. Returns 130 on Ctrl-C,
 // 1 when the API is unreachable at the start or refuses the stream.
-int watch_notifications(const std::string& api, const std::string& types, bool json_lines) {
+int watch_notifications(const std::string& api, const std::string& api_key, const std::string& types,
+                        bool json_lines) {
+  g_api_key = api_key;
   auto ws_base = net::websocket_url_for(api);
   if (!ws_base) return fail("api.url: " + ws_base.error().message);
   while (!ws_base->empty() && ws_base->back() == '/')
@@ -136,9 +147,7 @@ int watch_notifications(const std::string& api, const std::string& types, bool j
   // Start after the newest stored notification: only what happens from now on is printed.
   uint64_t start = 0;
   {
-    net::HttpClientOptions options;
-    options.timeout = kRequestTimeout;
-    auto client = net::HttpClient::create(api, options);
+    auto client = net::HttpClient::create(api, api_client_options());
     if (!client) return fail("api.url: " + client.error().message);
     auto page = client->get("/api/v1/notifications?limit=1&after=" + std::to_string(UINT64_MAX));
     if (!page) {
@@ -171,6 +180,7 @@ int watch_notifications(const std::string& api, const std::string& types, bool j
     }
     std::string url = *ws_base + "/api/v1/notifications/stream?after=" + std::to_string(after);
     if (!types.empty()) url += "&types=" + types;
+    if (!g_api_key.empty()) url += "&access_token=" + g_api_key;  // WebSocket upgrades take the key here
     net::WebSocketClientHandlers handlers;
     handlers.on_open = [state] {
       std::lock_guard lock(state->mu);

@@ -126,6 +126,10 @@ constexpr ConfigKeySpec kKeys[] = {
      false},
     {"api.url", ConfigType::kString, "http://127.0.0.1:7448",
      "The API the CLI commands (submit, status, watch, ...) talk to.", false},
+    {"api.key", ConfigType::kString, "",
+     "API key the CLI commands send (Authorization: Bearer), for a node whose API requires one "
+     "(infernet apikey create). Empty: none.",
+     false},
     {"api.auth", ConfigType::kString, "auto",
      "Who must authenticate to the API: auto (requests from loopback without credentials are allowed, "
      "others need an API key or NIP-98) or required (every request).",

@@ -39,6 +39,29 @@ async function createKey(node, scope) {
 
 const JOB = JSON.stringify({ model: 'fake-echo', prompt: 'hi', max_tokens: 2 });
 
+test('the job commands send config api.key (INFERNET_API_KEY), on requests and on streams', async () => {
+  const node = await startNode({ roles: ['relay', 'consumer'], settings: { 'api.auth': 'required' } });
+  try {
+    const { key } = await createKey(node, 'submit');
+    const refused = await runAsync(['jobs', '--api', node.apiUrl]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /missing credentials/);
+    const listed = await runAsync(['jobs', '--api', node.apiUrl, '--json'], { env: { INFERNET_API_KEY: key } });
+    assert.equal(listed.code, 0, listed.stderr);
+    const submitted = await runAsync(['submit', '--api', node.apiUrl, '--model', 'fake-echo', '--prompt', 'hi', '--json'],
+      { env: { INFERNET_API_KEY: key } });
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const id = JSON.parse(submitted.stdout).id;
+    // The stream takes the key as access_token: cancel the job, and watch follows it to its end.
+    assert.equal((await runAsync(['cancel', '--api', node.apiUrl, id], { env: { INFERNET_API_KEY: key } })).code, 0);
+    const watched = await runAsync(['watch', '--api', node.apiUrl, id], { env: { INFERNET_API_KEY: key } });
+    assert.equal(watched.code, 1, watched.stderr);
+    assert.match(watched.stderr, /canceled/);
+  } finally {
+    await node.stop();
+  }
+});
+
 test('API keys from the CLI: accepted, scoped, and refused once revoked', async () => {
   const node = await startNode({ roles: ['relay', 'consumer'], settings: { 'api.auth': 'required' } });
   try {

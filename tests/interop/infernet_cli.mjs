@@ -17,9 +17,9 @@ export function run(args, { input, dataDir } = {}) {
 }
 
 // Runs the CLI without blocking the event loop (nodes started by the test must keep draining their pipes).
-export function runAsync(args) {
+export function runAsync(args, { env } = {}) {
   return new Promise((resolve) => {
-    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });

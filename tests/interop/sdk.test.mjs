@@ -217,7 +217,7 @@ test('files by blob hash: an uploaded text file is attached to the prompt', asyn
   assert.match(blob.sha256, /^[0-9a-f]{64}$/);
   assert.equal(blob.size, text.length);
   assert.equal(blob.url, `${net.consumer.apiUrl}/${blob.sha256}`);
-  assert.equal(await (await fetch(blob.url)).text(), text);
+  assert.equal(await (await fetch(blob.url, { headers: { authorization: `Bearer ${net.apiKey}` } })).text(), text);
 
   const job = await client.createInferenceJob({ model: 'fake-echo', input: { prompt: 'Summarize:', files: [blob.sha256] }, parameters: { max_tokens: 8 }, resources: { gpu_type: 'NVIDIA_A100' } });
   assert.equal(job.prompt, `Summarize:\n\nFile ${blob.sha256}:\n${text}`);
