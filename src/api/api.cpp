@@ -8,8 +8,8 @@
 
 #include "api/api_error.hpp"
 #include "api/job_stream.hpp"
-#include "api/openai.hpp"
 #include "api/notification_api.hpp"
+#include "api/openai.hpp"
 #include "api/routes.hpp"
 #include "net/io_pool.hpp"
 #include "net/listen_address.hpp"
