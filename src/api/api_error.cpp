@@ -61,4 +61,15 @@ net::HttpResponse error_response(const Error& error) {
   return error_response(to_api_error(error));
 }
 
+net::HttpResponse endpoint_not_found(const net::HttpRequest& request) {
+  return error_response(ApiError{404, "not_found", "no such endpoint: " + std::string(request.path()), ""});
+}
+
+net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
+  auto response = error_response(ApiError{
+      405, "method_not_allowed", request.method + " is not allowed here; use " + std::string(allow), ""});
+  response.headers.emplace_back("Allow", std::string(allow));
+  return response;
+}
+
 }  // namespace infernet::api

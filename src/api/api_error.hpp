@@ -36,4 +36,9 @@ std::string field_of(std::string_view message);
 net::HttpResponse error_response(const ApiError& error);
 net::HttpResponse error_response(const Error& error);
 
+// 404 "no such endpoint: <path>".
+net::HttpResponse endpoint_not_found(const net::HttpRequest& request);
+// 405 naming the method, with the Allow header set to `allow`.
+net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow);
+
 }  // namespace infernet::api

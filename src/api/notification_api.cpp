@@ -23,17 +23,6 @@ net::HttpResponse ok(int status, const json::value& body) {
   return net::json_response(status, json::serialize(body));
 }
 
-net::HttpResponse not_found(const net::HttpRequest& request) {
-  return error_response(ApiError{404, "not_found", "no such endpoint: " + std::string(request.path()), ""});
-}
-
-net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
-  auto response = error_response(ApiError{
-      405, "method_not_allowed", request.method + " is not allowed here; use " + std::string(allow), ""});
-  response.headers.emplace_back("Allow", std::string(allow));
-  return response;
-}
-
 // "a,b" -> {"a", "b"}, each a known notification type. Errors name `field`.
 Result<std::vector<std::string>> parse_types(std::string_view text, const std::string& field) {
   std::vector<std::string> out;
@@ -176,7 +165,7 @@ net::HttpResponse route_webhooks(notify::Webhooks& webhooks, size_t max_body_byt
   std::string_view tail = rest.substr(std::string_view("webhooks/").size());
   const size_t slash = tail.find('/');
   std::string_view action = slash == std::string_view::npos ? std::string_view() : tail.substr(slash + 1);
-  if (action != "" && action != "enable") return not_found(request);
+  if (action != "" && action != "enable") return endpoint_not_found(request);
   auto id = parse_webhook_id(tail.substr(0, slash));
   if (!id) return error_response(id.error());
   if (action == "enable") {
@@ -269,7 +258,7 @@ std::optional<net::HttpResponse> route_notification_request(consumer::ConsumerNo
     return response;
   }
   if (rest == "webhooks" || rest.starts_with("webhooks/")) {
-    if (webhooks == nullptr) return not_found(request);
+    if (webhooks == nullptr) return endpoint_not_found(request);
     return route_webhooks(*webhooks, max_body_bytes, request, rest);
   }
   return std::nullopt;

@@ -28,17 +28,6 @@ net::HttpResponse ok(int status, const json::object& body) {
   return net::json_response(status, json::serialize(body));
 }
 
-net::HttpResponse not_found(const net::HttpRequest& request) {
-  return error_response(ApiError{404, "not_found", "no such endpoint: " + std::string(request.path()), ""});
-}
-
-net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
-  auto response = error_response(ApiError{
-      405, "method_not_allowed", request.method + " is not allowed here; use " + std::string(allow), ""});
-  response.headers.emplace_back("Allow", std::string(allow));
-  return response;
-}
-
 net::HttpResponse invalid(const Error& error) {
   return error_response(error);
 }
@@ -156,7 +145,7 @@ net::HttpResponse route_job(ConsumerNode& consumer, const net::HttpRequest& requ
   std::string id(rest.substr(0, slash));
   std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
   if (action != "" && action != "cancel" && action != "events" && action != "result" && action != "stream") {
-    return not_found(request);
+    return endpoint_not_found(request);
   }
   if (auto st = check_job_id(id); !st) return invalid(st.error());
   const std::string& method = request.method;
@@ -222,7 +211,7 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
   if (options.blobs) {
     if (auto answer = route_blob_request(*options.blobs, request)) return std::move(*answer);
   }
-  if (path.substr(0, kPrefix.size()) != kPrefix) return not_found(request);
+  if (path.substr(0, kPrefix.size()) != kPrefix) return endpoint_not_found(request);
   std::string_view rest = path.substr(kPrefix.size());
   const std::string& method = request.method;
 
@@ -249,7 +238,7 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
     }
     return ok(200, json::object{{std::string(rest), std::move(out)}});
   }
-  return not_found(request);
+  return endpoint_not_found(request);
 }
 
 }  // namespace infernet::api
