@@ -25,10 +25,10 @@ net::HttpResponse failure(const Error& error) {
   return failure(to_api_error(error));
 }
 
-net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
-  auto response = failure(ApiError{405, "method_not_allowed",
-                                   request.method + " is not allowed here; use " + std::string(allow), ""});
-  response.headers.emplace_back("Allow", std::string(allow));
+// Blossom clients read the reason from X-Reason (BUD-01).
+net::HttpResponse blob_method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
+  auto response = method_not_allowed(request, allow);
+  response.headers.emplace_back("X-Reason", request.method + " is not allowed here; use " + std::string(allow));
   return response;
 }
 
@@ -87,7 +87,7 @@ std::optional<net::HttpResponse> route_blob_request(BlobStore& store, const net:
   std::string_view path = request.path();
   const std::string& method = request.method;
   if (path == kUpload) {
-    if (method != "PUT") return method_not_allowed(request, "PUT");
+    if (method != "PUT") return blob_method_not_allowed(request, "PUT");
     return upload(store, request);
   }
   std::string_view hash = hash_of_path(path);
@@ -107,7 +107,7 @@ std::optional<net::HttpResponse> route_blob_request(BlobStore& store, const net:
     if (auto st = store.remove(hash); !st) return failure(st.error());
     return net::json_response(200, json::serialize(json::object{{"deleted", std::string(hash)}}));
   }
-  return method_not_allowed(request, "GET, HEAD, DELETE");
+  return blob_method_not_allowed(request, "GET, HEAD, DELETE");
 }
 
 }  // namespace infernet::api
