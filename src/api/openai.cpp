@@ -323,10 +323,24 @@ net::HttpResponse method_not_allowed(const char* allow) {
   return r;
 }
 
+bool serves(ConsumerNode& consumer, const std::string& model) {
+  for (const auto& m : consumer.models()) {
+    if (m.name == model && !m.providers.empty()) return true;
+  }
+  return false;
+}
+
 net::HttpResponse complete(ConsumerNode& consumer, const Defer& defer, int64_t now, CompletionKind kind,
                            const net::HttpRequest& request) {
   auto parsed = parse_completion_request(kind, request.body);
   if (!parsed) return openai_error(parsed.error());
+  // OpenAI's clients expect an unknown model to fail at once; a REST job would wait for a provider of it.
+  if (!serves(consumer, parsed->spec.model) && parsed->spec.provider.empty()) {
+    return openai_error(404, "model_not_found",
+                        "no live provider serves model \"" + json_safe(parsed->spec.model.substr(0, 128)) +
+                            "\" (GET /v1/models lists those that do)",
+                        "model");
+  }
   auto job = consumer.submit(parsed->spec);
   if (!job) return openai_error(job.error());
   auto completion = std::make_shared<Completion>(consumer, defer, kind, std::move(*parsed), *job, now);

@@ -186,6 +186,10 @@ TEST_F(OpenAiTest, BadBodiesAre400NamingTheParamAndStoreNothing) {
     }
     EXPECT_FALSE(error.at("message").as_string().empty());
   }
+  auto unknown =
+      call("POST", "/v1/chat/completions", R"({"model":"nope","messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(unknown->status, 404) << "an unknown model fails at once instead of waiting for a provider";
+  EXPECT_EQ(parse(unknown->body).at("error").at("code"), "model_not_found");
   EXPECT_EQ(fake.list({})->size(), 0u) << "a refused request stores no job";
 }
 
