@@ -104,8 +104,20 @@ get_json() { node -e "fetch(process.argv[1]).then(r=>r.text()).then(t=>process.s
   const gen = (end.at - (first ? first.at : job.created_at)) / 1000;
   if (gen > 0) console.log(`decode:            ${(job.usage.output_tokens / gen).toFixed(0)} tokens/s end to end`);'
 
+bold "5. The same network through the OpenAI-compatible API (docs/openai.md)"
+# A text completion: the tiny model continues text; it was never taught to chat.
+body='{"model":"infernet-tiny","prompt":"You may obtain a copy of the License at","max_tokens":40}'
+echo "\$ curl $api/v1/completions -d '$body'"
+node -e '
+  fetch(process.argv[1] + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: process.argv[2] })
+    .then((r) => r.json()).then((a) => {
+      console.log(`   ${a.object}: ${JSON.stringify(a.choices[0].text)}`);
+      console.log(`   finish_reason ${a.choices[0].finish_reason}, ${a.usage.completion_tokens} tokens, ${a.infernet.cost_msat} msat, job ${a.infernet.job_id}`);
+    });' "$api" "$body"
+
 bold "The API is at $api"
 echo "   REST: $api/api/v1/jobs   models: $api/api/v1/models   (docs/api.md)"
+echo "   OpenAI: $api/v1 (docs/openai.md); SDK: sdk/js (infernet-sdk); keys: infernet apikey create --scope submit"
 echo "   With your own GGUF files: infernet node --provider --set provider.engine=llama --set provider.models_dir=DIR"
 
 bold "Shutting down"
