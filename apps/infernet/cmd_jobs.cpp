@@ -85,6 +85,22 @@ struct JobCommandOptions {
   std::string state;
   std::string model_filter;
   int limit = 0;
+  std::string order;
+  std::string cursor;
+
+  // models (filters of GET /api/v1/models; empty or 0: none)
+  std::string capability;
+  std::string family;
+  std::string engine;
+  std::string quantization;
+  std::string gpu_type;
+  std::string search;
+  std::string sort;
+  uint64_t min_parameters = 0;
+  uint64_t max_parameters = 0;
+  uint64_t min_context = 0;
+  CLI::Option* max_price_flag = nullptr;
+  uint64_t max_price = 0;
 };
 
 // ---- talking to the API ----
@@ -535,11 +551,17 @@ int run_jobs(const CommandContext& ctx, const JobCommandOptions& o) {
   add("state", o.state);
   add("model", o.model_filter);
   add("limit", o.limit > 0 ? std::to_string(o.limit) : "");
+  add("order", o.order);
+  add("cursor", o.cursor);
   auto answer = call_api(*api, "GET", "/api/v1/jobs" + query);
   if (!answer) return kExitFailure;
   if (o.json) {
     print_json(*answer);
     return 0;
+  }
+  // On stderr, so the table stays clean for scripts that read stdout.
+  if (const json::value& next = member(*answer, "next_cursor"); next.is_string()) {
+    std::fprintf(stderr, "more jobs: infernet jobs --cursor %s\n", std::string(next.get_string()).c_str());
   }
   std::vector<std::vector<std::string>> rows = {{"ID", "STATE", "MODEL", "ATTEMPT", "COST_MSAT", "CREATED"}};
   const json::value& jobs = member(*answer, "jobs");
@@ -587,20 +609,54 @@ int run_providers(const CommandContext& ctx, const JobCommandOptions& o) {
 int run_models(const CommandContext& ctx, const JobCommandOptions& o) {
   auto api = api_url(ctx, o);
   if (!api) return fail(api.error());
-  auto answer = call_api(*api, "GET", "/api/v1/models");
+  std::string query;
+  auto add = [&](const char* name, const std::string& value) {
+    if (value.empty()) return;
+    query += query.empty() ? "?" : "&";
+    query += std::string(name) + "=" + percent_encode(value);
+  };
+  auto count = [](uint64_t n) { return n > 0 ? std::to_string(n) : std::string(); };
+  add("capability", o.capability);
+  add("family", o.family);
+  add("engine", o.engine);
+  add("quantization", o.quantization);
+  add("gpu_type", o.gpu_type);
+  add("q", o.search);
+  add("sort", o.sort);
+  add("min_parameters", count(o.min_parameters));
+  add("max_parameters", count(o.max_parameters));
+  add("min_context", count(o.min_context));
+  if (o.max_price_flag != nullptr && o.max_price_flag->count() > 0)
+    add("max_price_per_1k_output_msat", std::to_string(o.max_price));
+  add("limit", o.limit > 0 ? std::to_string(o.limit) : "");
+  auto answer = call_api(*api, "GET", "/api/v1/models" + query);
   if (!answer) return kExitFailure;
   if (o.json) {
     print_json(*answer);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {{"MODEL", "PROVIDERS", "MIN_PRICE_1K_OUT_MSAT"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"MODEL", "PARAMS", "QUANT", "CONTEXT", "PROVIDERS", "PRICE_1K_OUT_MSAT", "GPUS"}};
   const json::value& models = member(*answer, "models");
   if (models.is_array()) {
     for (const auto& m : models.get_array()) {
+      const json::value& range = member(member(m, "price"), "per_1k_output_msat");
+      const uint64_t low = num(m, "min_price_per_1k_output_msat");
+      const uint64_t high = range.is_object() ? num(range, "max") : low;
+      std::string gpus;
+      const json::value& names = member(member(m, "hardware"), "gpus");
+      if (names.is_array()) {
+        for (const auto& g : names.get_array())
+          gpus += (gpus.empty() ? "" : ",") + std::string(g.is_string() ? g.get_string() : "");
+      }
+      const bool cpu = num(member(m, "hardware"), "providers_without_gpu") > 0;
+      if (cpu) gpus += gpus.empty() ? "cpu" : ",cpu";
       const json::value& providers = member(m, "providers");
-      size_t count = providers.is_array() ? providers.get_array().size() : 0;
-      rows.push_back(
-          {str(m, "name"), std::to_string(count), std::to_string(num(m, "min_price_per_1k_output_msat"))});
+      size_t provider_count = providers.is_array() ? providers.get_array().size() : 0;
+      rows.push_back({str(m, "name"), std::to_string(num(m, "parameters")), str(m, "quantization"),
+                      std::to_string(num(m, "context_length")), std::to_string(provider_count),
+                      low == high ? std::to_string(low) : std::to_string(low) + "-" + std::to_string(high),
+                      gpus.empty() ? "-" : gpus});
     }
   }
   print_table(rows);
@@ -687,6 +743,8 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   jobs->add_option("--state", opts.state, "Only jobs in this state (submitted, running, completed, ...)");
   jobs->add_option("--model", opts.model_filter, "Only jobs for this model");
   jobs->add_option("--limit", opts.limit, "At most this many jobs (1-1000, default 100)");
+  jobs->add_option("--order", opts.order, "desc (newest first, the default) or asc");
+  jobs->add_option("--cursor", opts.cursor, "Continue after an earlier page (its next_cursor)");
   add_json(jobs, "Print the API's JSON answer");
   jobs->callback([&ctx] { ctx.exit_code = run_jobs(ctx, opts); });
 
@@ -695,8 +753,23 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   add_json(providers, "Print the API's JSON answer");
   providers->callback([&ctx] { ctx.exit_code = run_providers(ctx, opts); });
 
-  auto* models = app.add_subcommand("models", "List the models live providers serve, with the lowest price");
+  auto* models =
+      app.add_subcommand("models", "The models marketplace: what live providers serve, at what prices");
   add_api(models);
+  models->add_option("--capability,--type", opts.capability, "Only models with this capability (e.g. chat)");
+  models->add_option("--family", opts.family, "Only this model family (e.g. llama)");
+  models->add_option("--engine", opts.engine, "Only models served by this engine (llama, torch, ...)");
+  models->add_option("--quantization", opts.quantization, "Only this quantization (e.g. q4_0)");
+  models->add_option("--min-params", opts.min_parameters, "At least this many parameters");
+  models->add_option("--max-params", opts.max_parameters, "At most this many parameters");
+  models->add_option("--min-context", opts.min_context, "A context of at least this many tokens");
+  opts.max_price_flag = models->add_option("--max-price", opts.max_price,
+                                           "Only offers at most this output price (msat per 1000 tokens)");
+  models->add_option("--gpu-type", opts.gpu_type,
+                     "Only providers with a matching GPU (e.g. NVIDIA_A100; cpu: none)");
+  models->add_option("--search", opts.search, "Only models whose name contains this text");
+  models->add_option("--sort", opts.sort, "name (default), price, providers or parameters");
+  models->add_option("--limit", opts.limit, "At most this many models (1-1000)");
   add_json(models, "Print the API's JSON answer");
   models->callback([&ctx] { ctx.exit_code = run_models(ctx, opts); });
 }

@@ -123,6 +123,36 @@ export interface JobFilters {
   since?: number;
   until?: number;
   limit?: number;
+  order?: 'asc' | 'desc';
+  cursor?: string;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  next_cursor: string | null;
+}
+
+export interface ModelFilters {
+  capability?: string;
+  type?: string;
+  family?: string;
+  engine?: string;
+  min_parameters?: number;
+  max_parameters?: number;
+  quantization?: string;
+  min_context?: number;
+  max_price_per_1k_output_msat?: number;
+  gpu_type?: string;
+  q?: string;
+  sort?: 'name' | 'price' | 'providers' | 'parameters';
+  limit?: number;
+}
+
+export interface ProviderFilters {
+  alive?: boolean;
+  model?: string;
+  gpu_type?: string;
+  engine?: string;
 }
 
 export interface GpuInfo {
@@ -159,10 +189,45 @@ export interface Provider {
   capacity: { slots: number; queue: number; busy: number; queued: number };
 }
 
+export interface PriceRange {
+  min: number;
+  max: number;
+}
+
 export interface Model {
   name: string;
+  family: string;
+  parameters: number;
+  quantization: string;
+  context_length: number;
+  capabilities: string[];
+  engines: string[];
+  fingerprints: string[];
   providers: string[];
+  provider_count: number;
   min_price_per_1k_output_msat: number;
+  price: { per_1k_input_msat: PriceRange; per_1k_output_msat: PriceRange };
+  hardware: { gpus: string[]; providers_without_gpu: number };
+}
+
+export interface ModelOffer {
+  provider: string;
+  npub: string;
+  provider_name: string;
+  sha256: string;
+  family: string;
+  parameters: number;
+  quantization: string;
+  context_length: number;
+  engine: string;
+  capabilities: string[];
+  prices: Provider['prices'];
+  gpus: GpuInfo[];
+  capacity: Provider['capacity'];
+}
+
+export interface ModelDetail extends Model {
+  offers: ModelOffer[];
 }
 
 export interface BlobDescriptor {
@@ -251,11 +316,13 @@ export declare class InfernetClient {
   createInferenceJob(spec: InferenceJobSpec): Promise<Job>;
   getJob(id: string): Promise<Job>;
   listJobs(filters?: JobFilters): Promise<Job[]>;
+  listJobsPage(filters?: JobFilters): Promise<JobPage>;
   cancelJob(id: string): Promise<Job>;
   getJobResult(id: string): Promise<JobResult>;
   getJobEvents(id: string, after?: number): Promise<JobEvent[]>;
-  listModels(): Promise<Model[]>;
-  listProviders(): Promise<Provider[]>;
+  listModels(filters?: ModelFilters): Promise<Model[]>;
+  getModel(name: string): Promise<ModelDetail>;
+  listProviders(filters?: ProviderFilters): Promise<Provider[]>;
   uploadBlob(data: string | Uint8Array | ArrayBuffer, options?: { type?: string }): Promise<BlobDescriptor>;
   deleteBlob(sha256: string): Promise<{ deleted: string }>;
   waitForJobCompletion(id: string, options?: WaitOptions): Promise<JobResult>;

@@ -1,5 +1,6 @@
 #include "api/api.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -252,15 +253,16 @@ TEST_F(ApiTest, ListFiltersByStateModelTimeAndLimit) {
       out.emplace_back(job.at("id").as_string());
     return out;
   };
-  EXPECT_EQ(ids(""), (std::vector<std::string>{a, b, c}));
+  EXPECT_EQ(ids(""), (std::vector<std::string>{c, b, a}));  // newest first
   EXPECT_EQ(ids("?state=completed"), (std::vector<std::string>{c}));
-  EXPECT_EQ(ids("?model=alpha"), (std::vector<std::string>{a, c}));
+  EXPECT_EQ(ids("?model=alpha"), (std::vector<std::string>{c, a}));
   EXPECT_EQ(ids("?model=alpha&state=submitted"), (std::vector<std::string>{a}));
-  EXPECT_EQ(ids("?since=" + std::to_string(b_time)), (std::vector<std::string>{b, c}));
-  EXPECT_EQ(ids("?until=" + std::to_string(b_time)), (std::vector<std::string>{a, b}));
-  EXPECT_EQ(ids("?limit=1"), (std::vector<std::string>{a}));
-  EXPECT_EQ(consumer_.last_query().limit, 1u);
-  EXPECT_EQ(ids("?state="), (std::vector<std::string>{a, b, c})) << "an empty value is no filter";
+  EXPECT_EQ(ids("?since=" + std::to_string(b_time)), (std::vector<std::string>{c, b}));
+  EXPECT_EQ(ids("?until=" + std::to_string(b_time)), (std::vector<std::string>{b, a}));
+  EXPECT_EQ(ids("?limit=1"), (std::vector<std::string>{c}));
+  EXPECT_EQ(consumer_.last_query().limit, 2u) << "one row past the page tells whether more exist";
+  EXPECT_EQ(ids("?order=asc"), (std::vector<std::string>{a, b, c}));
+  EXPECT_EQ(ids("?state="), (std::vector<std::string>{c, b, a})) << "an empty value is no filter";
 
   for (const auto& [query, field] : std::vector<std::pair<std::string, std::string>>{
            {"?state=done", "state"},
@@ -272,11 +274,66 @@ TEST_F(ApiTest, ListFiltersByStateModelTimeAndLimit) {
            {"?colour=red", "colour"},
            {"?state=running&state=failed", "state"},
            {"?state=%zz", "state"},
+           {"?order=newest", "order"},
+           {"?cursor=abc", "cursor"},
+           {"?cursor=12.", "cursor"},
+           {"?cursor=.job1", "cursor"},
+           {"?cursor=-1.job1", "cursor"},
+           {"?cursor=12.job%2F1", "cursor"},
+           {"?cursor=99999999999999999999.job1", "cursor"},
        }) {
     auto r = get("/api/v1/jobs" + query);
     EXPECT_EQ(r.status, 400) << query;
     EXPECT_EQ(field_of_error(r), field) << query << " -> " << r.body;
   }
+}
+
+// 25 jobs, pages of 10, both orders: every job once, in order; next_cursor is null on the last page; a job
+// submitted while paging does not shift the pages of a newest-first walk.
+TEST_F(ApiTest, ListPagesWithACursor) {
+  // Pairs share a millisecond, so pages split ties, which the id orders ("job10" < "job9").
+  std::vector<std::pair<int64_t, std::string>> by_position;
+  for (int i = 0; i < 25; ++i) {
+    if (i % 2 == 0) consumer_.set_now_ms(consumer_.now_ms() + 1);
+    by_position.emplace_back(consumer_.now_ms(), create_job());
+  }
+  std::sort(by_position.begin(), by_position.end());
+  std::vector<std::string> created;
+  for (const auto& [at, id] : by_position)
+    created.push_back(id);
+  std::string late;
+  for (const std::string order : {"desc", "asc"}) {
+    std::vector<std::string> seen;
+    std::vector<size_t> sizes;
+    std::string cursor;
+    for (int page = 0; page < 5; ++page) {
+      auto r = get("/api/v1/jobs?limit=10&order=" + order + (cursor.empty() ? "" : "&cursor=" + cursor));
+      ASSERT_EQ(r.status, 200) << r.body;
+      json::value body = parse(r.body);
+      sizes.push_back(body.at("jobs").as_array().size());
+      for (const auto& job : body.at("jobs").as_array())
+        seen.emplace_back(job.at("id").as_string());
+      if (body.at("next_cursor").is_null()) break;
+      cursor = std::string(body.at("next_cursor").as_string());
+      if (order == "desc" && page == 0) {
+        consumer_.set_now_ms(consumer_.now_ms() + 1);
+        late = create_job();
+      }
+    }
+    std::vector<std::string> want = created;
+    if (order == "desc") {
+      std::reverse(want.begin(), want.end());
+      EXPECT_EQ(sizes, (std::vector<size_t>{10, 10, 5}));
+    } else {
+      want.push_back(late);  // oldest first reaches the job added meanwhile
+      EXPECT_EQ(sizes, (std::vector<size_t>{10, 10, 6}));
+    }
+    EXPECT_EQ(seen, want) << order;
+  }
+  // Exactly one page: no cursor, since nothing is left.
+  auto one = parse(get("/api/v1/jobs?limit=26&order=asc").body);
+  EXPECT_EQ(one.at("jobs").as_array().size(), 26u);
+  EXPECT_TRUE(one.at("next_cursor").is_null());
 }
 
 TEST_F(ApiTest, CancelReturnsTheCanceledJob) {

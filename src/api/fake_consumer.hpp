@@ -3,6 +3,7 @@
 // push events and state changes that watchers receive at once. It talks to no relay and runs no job.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -49,12 +50,24 @@ class FakeConsumerNode : public consumer::ConsumerNode {
   Result<std::vector<consumer::JobRecord>> list(const consumer::JobQuery& query) override {
     std::lock_guard lock(mu_);
     last_query_ = query;
+    // The job store's order and cursor rule: by (created_at, id), past `after`.
+    std::vector<consumer::JobRecord> sorted;
+    for (const auto& [id, job] : jobs_)
+      sorted.push_back(job);
+    const bool newest_first = query.order == consumer::ListOrder::kNewestFirst;
+    auto key = [](const consumer::JobRecord& j) { return std::make_pair(j.created_at, j.id); };
+    std::sort(sorted.begin(), sorted.end(),
+              [&](const auto& a, const auto& b) { return newest_first ? key(b) < key(a) : key(a) < key(b); });
     std::vector<consumer::JobRecord> out;
-    for (const auto& [id, job] : jobs_) {
+    for (const auto& job : sorted) {
       if (query.state && job.state != *query.state) continue;
       if (query.model && job.spec.model != *query.model) continue;
       if (query.since && job.created_at < *query.since) continue;
       if (query.until && job.created_at > *query.until) continue;
+      if (query.after) {
+        auto cursor = std::make_pair(query.after->created_at, query.after->id);
+        if (newest_first ? !(key(job) < cursor) : !(cursor < key(job))) continue;
+      }
       if (out.size() >= query.limit) break;
       out.push_back(job);
     }

@@ -196,6 +196,8 @@ json::array messages_to_json(const std::vector<ChatMessage>& messages) {
   return out;
 }
 
+}  // namespace
+
 std::string npub_of(const std::string& hex_pubkey) {
   auto key = hex_decode_array<32>(hex_pubkey);
   return key ? nostr::nip19::encode_npub(*key) : "";
@@ -232,8 +234,6 @@ json::object model_info_to_json(const protocol::ModelInfo& m) {
                       {"engine", json_safe(m.engine)},
                       {"capabilities", strings_to_json(m.capabilities)}};
 }
-
-}  // namespace
 
 std::string json_safe(std::string_view text) {
   if (is_valid_utf8(text)) return std::string(text);

@@ -47,6 +47,16 @@ boost::json::value event_data(const consumer::JobEvent& event);
 // {pubkey, npub, name, alive, last_seen, expires_at, hardware, engines, models, prices, capacity}.
 boost::json::object provider_to_json(const consumer::ProviderRecord& provider);
 
+// Parts of an announcement: {cpu_model, cpu_cores, memory_mb, gpus: [{name, memory_mb}]}; {per_1k_input_msat,
+// per_1k_output_msat, per_second_msat, per_job_msat, priority_percent}; {name, sha256, family, parameters,
+// quantization, context_length, engine, capabilities}.
+boost::json::object hardware_to_json(const protocol::Hardware& hardware);
+boost::json::object prices_to_json(const protocol::Prices& prices);
+boost::json::object model_info_to_json(const protocol::ModelInfo& model);
+
+// The NIP-19 npub of a hex public key, "" when it is not one.
+std::string npub_of(const std::string& hex_pubkey);
+
 // {name, providers, min_price_per_1k_output_msat}.
 boost::json::object model_to_json(const consumer::ModelSummary& model);
 

@@ -1,5 +1,6 @@
 #include "api/routes.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <string_view>
 #include <vector>
@@ -11,7 +12,9 @@
 #include "api/blob_routes.hpp"
 #include "api/job_json.hpp"
 #include "api/job_request.hpp"
+#include "api/market.hpp"
 #include "api/notification_api.hpp"
+#include "api/openapi.hpp"
 #include "api/query.hpp"
 
 namespace infernet::api {
@@ -22,6 +25,7 @@ using consumer::ConsumerNode;
 
 constexpr std::string_view kPrefix = "/api/v1/";
 constexpr int64_t kMaxListLimit = 1000;
+constexpr size_t kDefaultListLimit = 100;
 constexpr size_t kMaxModelNameBytes = 128;
 
 net::HttpResponse ok(int status, const json::object& body) {
@@ -79,8 +83,30 @@ net::HttpResponse create_job(ConsumerNode& consumer, const RouteOptions& options
   return response;
 }
 
+// A page's cursor: "<created_at>.<id>" of its last job. Clients treat it as opaque; the node parses it
+// back strictly, so a cursor it did not write is a 400 rather than a silently wrong page.
+std::string job_cursor_text(const consumer::JobRecord& job) {
+  return std::to_string(job.created_at) + "." + job.id;
+}
+
+Result<consumer::JobCursor> parse_job_cursor(std::string_view text) {
+  auto bad = [] {
+    return make_error(ErrorCode::kInvalidInput,
+                      "cursor: not a cursor this node gave (use next_cursor as is)");
+  };
+  size_t dot = text.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 19) return bad();
+  consumer::JobCursor cursor;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + dot, cursor.created_at);
+  if (ec != std::errc() || end != text.data() + dot || cursor.created_at < 0) return bad();
+  cursor.id = std::string(text.substr(dot + 1));
+  if (!check_job_id(cursor.id)) return bad();
+  return cursor;
+}
+
 net::HttpResponse list_jobs(ConsumerNode& consumer, const net::HttpRequest& request) {
-  auto params = QueryParams::parse(request.query(), {"state", "model", "since", "until", "limit"});
+  auto params =
+      QueryParams::parse(request.query(), {"state", "model", "since", "until", "limit", "cursor", "order"});
   if (!params) return invalid(params.error());
   consumer::JobQuery query;
   if (const std::string* state = params->get("state")) {
@@ -103,14 +129,34 @@ net::HttpResponse list_jobs(ConsumerNode& consumer, const net::HttpRequest& requ
   query.until = *until;
   auto limit = params->get_int("limit", 1, kMaxListLimit);
   if (!limit) return invalid(limit.error());
-  if (*limit) query.limit = static_cast<size_t>(**limit);
+  const size_t page_size = *limit ? static_cast<size_t>(**limit) : kDefaultListLimit;
+  if (const std::string* order = params->get("order")) {
+    if (*order == "desc") {
+      query.order = consumer::ListOrder::kNewestFirst;
+    } else if (*order == "asc") {
+      query.order = consumer::ListOrder::kOldestFirst;
+    } else {
+      return invalid(Error{ErrorCode::kInvalidInput, "order: must be asc or desc"});
+    }
+  }
+  if (const std::string* cursor = params->get("cursor")) {
+    auto after = parse_job_cursor(*cursor);
+    if (!after) return invalid(after.error());
+    query.after = std::move(*after);
+  }
+  // One row past the page tells whether another page exists.
+  query.limit = page_size + 1;
 
   auto jobs = consumer.list(query);
   if (!jobs) return error_response(jobs.error());
+  const bool more = jobs->size() > page_size;
+  if (more) jobs->resize(page_size);
   json::array out;
   for (const auto& job : *jobs)
     out.push_back(job_to_json(job));
-  return ok(200, json::object{{"jobs", std::move(out)}});
+  json::object body{{"jobs", std::move(out)}};
+  body["next_cursor"] = more ? json::value(job_cursor_text(jobs->back())) : json::value(nullptr);
+  return ok(200, body);
 }
 
 net::HttpResponse job_events(ConsumerNode& consumer, const std::string& id, const net::HttpRequest& request) {
@@ -225,18 +271,11 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
           route_notification_request(consumer, options.webhooks, options.max_body_bytes, request, rest)) {
     return std::move(*response);
   }
-  if (rest == "providers" || rest == "models") {
+  if (auto response = route_market_request(consumer, request, rest)) return std::move(*response);
+  if (rest == "openapi.json") {
     if (method != "GET") return method_not_allowed(request, "GET");
     if (auto params = QueryParams::parse(request.query(), {}); !params) return invalid(params.error());
-    json::array out;
-    if (rest == "providers") {
-      for (const auto& p : consumer.providers())
-        out.push_back(provider_to_json(p));
-    } else {
-      for (const auto& m : consumer.models())
-        out.push_back(model_to_json(m));
-    }
-    return ok(200, json::object{{std::string(rest), std::move(out)}});
+    return net::json_response(200, std::string(openapi_document()));
   }
   return endpoint_not_found(request);
 }

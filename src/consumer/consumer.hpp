@@ -115,11 +115,26 @@ struct Notification {
 // Every notification type, in the order above.
 const std::vector<std::string>& notification_types();
 
+// Jobs are listed in (created_at, id) order, newest or oldest first. Both keys are fixed at creation and
+// the pair is unique, so a position in that order stays valid while jobs are added: paging by "after this
+// position" never skips or repeats a job.
+enum class ListOrder { kNewestFirst, kOldestFirst };
+
+// A position in the list order: the last job of the previous page.
+struct JobCursor {
+  int64_t created_at = 0;
+  std::string id;
+
+  bool operator==(const JobCursor&) const = default;
+};
+
 struct JobQuery {
   std::optional<JobState> state;
   std::optional<std::string> model;
-  std::optional<int64_t> since;  // created_at >= since (unix ms)
-  std::optional<int64_t> until;  // created_at <= until
+  std::optional<int64_t> since;    // created_at >= since (unix ms)
+  std::optional<int64_t> until;    // created_at <= until
+  std::optional<JobCursor> after;  // only jobs past this position, in `order`
+  ListOrder order = ListOrder::kNewestFirst;
   size_t limit = 100;
 };
 

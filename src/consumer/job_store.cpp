@@ -15,7 +15,6 @@ using store::Database;
 using store::Statement;
 
 constexpr size_t kMaxIdleReaders = 8;
-constexpr size_t kMaxListLimit = 1000;
 
 // Statements are kept for a connection's lifetime, so each use must end with a reset on every path: a
 // half-stepped SELECT would pin its read snapshot.
@@ -560,7 +559,7 @@ Result<std::vector<JobRecord>> JobStore::list(const JobQuery& query) {
   auto reader = lease();
   if (!reader) return tl::unexpected(reader.error());
   // Only the filters present go into the SQL, so SQLite can pick the index of the column each one names
-  // (the 16 possible texts are cached per reader).
+  // (each text is cached per reader).
   std::string sql = "SELECT " + std::string(kJobColumns) + " FROM jobs WHERE 1";
   std::optional<std::string> state;
   if (query.state) {
@@ -570,7 +569,10 @@ Result<std::vector<JobRecord>> JobStore::list(const JobQuery& query) {
   if (query.model) sql += " AND model = ?";
   if (query.since) sql += " AND created_at >= ?";
   if (query.until) sql += " AND created_at <= ?";
-  sql += " ORDER BY created_at DESC, id LIMIT ?";
+  const bool newest_first = query.order == ListOrder::kNewestFirst;
+  // A row-value comparison, so SQLite seeks the (created_at, id) indexes straight to the cursor.
+  if (query.after) sql += newest_first ? " AND (created_at, id) < (?, ?)" : " AND (created_at, id) > (?, ?)";
+  sql += newest_first ? " ORDER BY created_at DESC, id DESC LIMIT ?" : " ORDER BY created_at, id LIMIT ?";
   auto stmt = (*reader)->statement(sql);
   if (!stmt) return tl::unexpected(stmt.error());
   ResetOnExit reset(**stmt);
@@ -580,7 +582,9 @@ Result<std::vector<JobRecord>> JobStore::list(const JobQuery& query) {
   if (query.model && b) b = (*stmt)->bind_text(++i, *query.model);
   if (query.since && b) b = (*stmt)->bind_int64(++i, *query.since);
   if (query.until && b) b = (*stmt)->bind_int64(++i, *query.until);
-  if (b) b = (*stmt)->bind_int64(++i, static_cast<int64_t>(std::min(query.limit, kMaxListLimit)));
+  if (query.after && b) b = (*stmt)->bind_int64(++i, query.after->created_at);
+  if (query.after && b) b = (*stmt)->bind_text(++i, query.after->id);
+  if (b) b = (*stmt)->bind_int64(++i, static_cast<int64_t>(std::min(query.limit, kMaxJobListRows)));
   if (!b) return tl::unexpected(b.error());
   return read_rows<JobRecord>(**stmt, read_job);
 }

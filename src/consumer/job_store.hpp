@@ -24,6 +24,10 @@
 
 namespace infernet::consumer {
 
+// The most rows one list() returns: a page of at most 1000 plus one more, which tells a pager that another
+// page exists without a second query.
+constexpr size_t kMaxJobListRows = 1001;
+
 // One assignment of a job to a provider.
 struct AttemptRecord {
   std::string job_id;
@@ -128,7 +132,7 @@ class JobStore {
   // Reads. Errors: kIo; kNotFound for get().
   Result<JobRecord> get(const std::string& job_id);
   Result<std::optional<JobRecord>> find_by_client_request_id(const std::string& client_request_id);
-  // Newest first (created_at, then id), at most min(query.limit, 1000).
+  // In query.order by (created_at, id), past query.after when set, at most min(query.limit, kMaxJobListRows).
   Result<std::vector<JobRecord>> list(const JobQuery& query);
   // Events with seq > after_seq in seq order, at most `limit`.
   Result<std::vector<JobEvent>> events(const std::string& job_id, uint64_t after_seq, size_t limit = 100000);

@@ -6,7 +6,7 @@
 namespace infernet::consumer::internal {
 
 std::span<const std::string_view> job_store_schema() {
-  static constexpr std::array<std::string_view, 3> kSteps = {
+  static constexpr std::array<std::string_view, 4> kSteps = {
       // Version 1.
       // jobs: one row per job. The spec is kept whole as JSON (it is only ever read back whole); the model
       // is a column of its own because lists filter on it. client_request_id is NULL when the client gave
@@ -122,6 +122,18 @@ CREATE TABLE notifications (
   at INTEGER NOT NULL
 );
 CREATE INDEX notifications_job ON notifications (job_id, type);
+)sql",
+      // Version 4.
+      // Job lists page by the position (created_at, id), so each list index ends in both keys: a page seeks
+      // straight to its cursor, with or without a state or model filter. These replace the indexes that
+      // ended in created_at alone.
+      R"sql(
+CREATE INDEX jobs_created_id ON jobs (created_at, id);
+CREATE INDEX jobs_state_created_id ON jobs (state, created_at, id);
+CREATE INDEX jobs_model_created_id ON jobs (model, created_at, id);
+DROP INDEX jobs_created;
+DROP INDEX jobs_state_created;
+DROP INDEX jobs_model_created;
 )sql",
   };
   return kSteps;

@@ -6,7 +6,26 @@ import { JobStream } from './stream.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:7448';
 const FINAL_STATES = new Set(['completed', 'failed', 'canceled', 'expired']);
-const LIST_FILTERS = ['state', 'model', 'since', 'until', 'limit'];
+const LIST_FILTERS = ['state', 'model', 'since', 'until', 'limit', 'order', 'cursor'];
+const MODEL_FILTERS = [
+  'capability', 'type', 'family', 'engine', 'min_parameters', 'max_parameters', 'quantization', 'min_context',
+  'max_price_per_1k_output_msat', 'gpu_type', 'q', 'sort', 'limit',
+];
+const PROVIDER_FILTERS = ['alive', 'model', 'gpu_type', 'engine'];
+
+// "?a=1&b=2" from the filters, refusing names the API does not know (it would answer 400 anyway; this names
+// the allowed ones).
+function filterQuery(filters, allowed) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(filters ?? {})) {
+    if (!allowed.includes(key)) {
+      throw new InfernetError(`${key}: unknown filter (use ${allowed.join(', ')})`, { code: 'invalid_input', field: key });
+    }
+    if (value !== undefined && value !== null) params.set(key, String(value));
+  }
+  const query = params.toString();
+  return query ? `?${query}` : '';
+}
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -121,15 +140,12 @@ export class InfernetClient {
 
   // filters: { state, model, since, until, limit } (docs/api.md); returns the list of jobs.
   async listJobs(filters = {}) {
-    const params = new URLSearchParams();
-    for (const [key, value] of Object.entries(filters ?? {})) {
-      if (!LIST_FILTERS.includes(key)) {
-        throw new InfernetError(`${key}: unknown filter (use ${LIST_FILTERS.join(', ')})`, { code: 'invalid_input', field: key });
-      }
-      if (value !== undefined && value !== null) params.set(key, String(value));
-    }
-    const query = params.toString();
-    return (await this.request('GET', `/api/v1/jobs${query ? `?${query}` : ''}`)).jobs;
+    return (await this.listJobsPage(filters)).jobs;
+  }
+
+  // One page: {jobs, next_cursor}; pass next_cursor as filters.cursor for the next page (null: none left).
+  async listJobsPage(filters = {}) {
+    return this.request('GET', `/api/v1/jobs${filterQuery(filters, LIST_FILTERS)}`);
   }
 
   async cancelJob(id) {
@@ -145,12 +161,17 @@ export class InfernetClient {
     return (await this.request('GET', `/api/v1/jobs/${checkJobId(id)}/events?after=${Number(after)}`)).events;
   }
 
-  async listModels() {
-    return (await this.request('GET', '/api/v1/models')).models;
+  async listModels(filters = {}) {
+    return (await this.request('GET', `/api/v1/models${filterQuery(filters, MODEL_FILTERS)}`)).models;
   }
 
-  async listProviders() {
-    return (await this.request('GET', '/api/v1/providers')).providers;
+  // One model with each provider's offer (GET /api/v1/models/{name}).
+  async getModel(name) {
+    return this.request('GET', `/api/v1/models/${encodeURIComponent(name)}`);
+  }
+
+  async listProviders(filters = {}) {
+    return (await this.request('GET', `/api/v1/providers${filterQuery(filters, PROVIDER_FILTERS)}`)).providers;
   }
 
   // Stores a file in the node's blob store (PUT /upload) and returns its descriptor {url, sha256, size, type,
