@@ -87,7 +87,7 @@ FinalError final_error(JobState state, std::string_view last_error_code) {
 // order; the writer is thread-safe.
 class Completion : public std::enable_shared_from_this<Completion> {
  public:
-  Completion(ConsumerNode& consumer, Defer defer, CompletionKind kind, CompletionRequest request,
+  Completion(ConsumerNode& consumer, Defer defer, CompletionKind kind, const CompletionRequest& request,
              consumer::JobRecord job, int64_t created)
       : consumer_(consumer),
         defer_(std::move(defer)),
@@ -156,7 +156,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
       finish_reason_ = std::string(f->get_string());
   }
 
-  void add_text(std::string text) {
+  void add_text(const std::string& text) {
     if (text.empty()) return;
     if (!stream_) {
       output_ += text;
@@ -343,7 +343,7 @@ net::HttpResponse complete(ConsumerNode& consumer, const Defer& defer, int64_t n
   }
   auto job = consumer.submit(parsed->spec);
   if (!job) return openai_error(job.error());
-  auto completion = std::make_shared<Completion>(consumer, defer, kind, std::move(*parsed), *job, now);
+  auto completion = std::make_shared<Completion>(consumer, defer, kind, *parsed, *job, now);
   net::HttpResponse response;
   response.content_type = "text/event-stream";  // used only when streaming; respond() brings its own
   response.headers.emplace_back("X-Infernet-Job-Id", job->id);

@@ -310,13 +310,13 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     if (!response.stream || head) return write(out_, keep_alive ? Then::kReadNext : Then::kClose);
     request_version_ = request.version();
     request_keep_alive_ = keep_alive;
-    start_body(std::move(response.stream));
+    start_body(response.stream);
   }
 
   // A streamed response: its status and headers (kept in head_) go with the first piece of body, or give
   // way to a complete response (respond()). A read stays pending meanwhile, so a peer that leaves ends the
   // body at once rather than at the next write.
-  void start_body(std::function<void(std::shared_ptr<HttpBodyWriter>)> stream) {
+  void start_body(const std::function<void(std::shared_ptr<HttpBodyWriter>)>& stream) {
     chunked_ = request_version_ != 10;
     body_keep_alive_ = request_keep_alive_ && chunked_;  // an HTTP/1.0 body ends where the connection does
     finishing_ = false;
