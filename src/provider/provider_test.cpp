@@ -479,6 +479,9 @@ TEST_F(ProviderTest, ContinuesAfterResumeText) {
   ASSERT_TRUE(result->ok);
   EXPECT_EQ(result->attempt, 2u);
   EXPECT_EQ(r.resume_text + result->output, engine::fake_echo_output("one two three", 12));
+  // Charged once per token: the resumed ones are input of this attempt, not its output.
+  EXPECT_EQ(result->usage.output_tokens, 7u);
+  EXPECT_EQ(result->usage.input_tokens, 3u + 5u);
 }
 
 TEST_F(ProviderTest, TheSameJobSentAgainIsNotRunTwice) {

@@ -66,7 +66,6 @@ struct ActiveJob {
   bool started = false;       // the engine has delivered its first piece
   SteadyClock::time_point submitted_at{};  // handed to the engine
   SteadyClock::time_point started_at{};
-  size_t resume_skip = 0;  // bytes of generated output still to drop (see NodeCore::on_piece)
   bool truncated = false;  // stopped at the protocol's output limit
   std::string output;      // everything delivered so far
   std::string pending;     // delivered by the engine, not yet sent as progress
