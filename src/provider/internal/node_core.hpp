@@ -123,6 +123,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void publish(const nostr::Event& event, const char* what);
   uint32_t active_jobs() const;                // mu_ held
   uint32_t eta_ms(uint32_t jobs_ahead) const;  // mu_ held
+  // "" when a job asking to start by `start_by` (unix s) can, else why not; takes mu_.
+  std::string start_by_problem(int64_t start_by, int64_t now);
 
   const ProviderOptions options_;
   relay::RelayPool& pool_;
