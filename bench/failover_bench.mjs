@@ -23,7 +23,8 @@ let providers = [await startProvider(0), await startProvider(1)];
 const consumer = await startNode({ roles: ['consumer'], logLevel: 'warn', settings: { ...common, 'api.auth': 'required' } });
 const made = await runAsync(['--data-dir', consumer.dataDir, 'apikey', 'create', '--scope', 'submit', '--json']);
 if (made.code !== 0) throw new Error(made.stderr);
-const client = new OpenAI({ baseURL: `${consumer.apiUrl}/v1`, apiKey: JSON.parse(made.stdout).key, maxRetries: 0 });
+consumer.apiKey = JSON.parse(made.stdout).key;
+const client = new OpenAI({ baseURL: `${consumer.apiUrl}/v1`, apiKey: consumer.apiKey, maxRetries: 0 });
 const stopped = [];
 
 async function alive(n) {

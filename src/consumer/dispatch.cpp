@@ -47,14 +47,27 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     start_quote_round(job, w);
     return;
   }
+  // Providers dropped mid-job are passed over like tried ones until they announce again.
+  std::set<std::string> excluded;
+  const std::set<std::string>* tried = &job.tried;
+  if (!suspects_.empty()) {
+    excluded = job.tried;
+    excluded.insert(suspects_.begin(), suspects_.end());
+    tried = &excluded;
+  }
   MatchRequest request{spec.model,         job.input_words, spec.max_tokens, spec.priority,
-                       spec.max_cost_msat, &job.tried,      spec.gpu_type,   spec.min_gpu_memory_mb};
+                       spec.max_cost_msat, tried,           spec.gpu_type,   spec.min_gpu_memory_mb};
   auto match = directory_.match(request, clock_.now_unix(), [this](const std::string& provider) {
     auto it = in_flight_.find(provider);
     return it == in_flight_.end() ? 0u : it->second;
   });
-  for (const auto& r : match.rejected)
-    note(job, w, "passed over: " + r.reason, r.provider, r.name);
+  for (const auto& r : match.rejected) {
+    const bool suspect = job.tried.count(r.provider) == 0 && suspects_.count(r.provider) != 0;
+    note(job, w,
+         "passed over: " +
+             (suspect ? std::string("dropped from a job; waiting for its next heartbeat") : r.reason),
+         r.provider, r.name);
+  }
   if (match.provider) {
     send_to(job, w, *match.provider, "");
     return;
@@ -389,10 +402,12 @@ void NodeCore::check_timers() {
         const std::string reason = accepted
                                        ? "no progress within " + std::to_string(limit.count()) + " ms"
                                        : "did not accept within " + std::to_string(limit.count()) + " ms";
+        if (accepted) suspects_.insert(job.record.provider);
         reassign(job, w, "timed-out", reason, true);
         break;
       }
       case Action::kProviderGone:
+        suspects_.insert(job.record.provider);
         reassign(job, w, "dropped", "the provider stopped heartbeating: " + detail, true);
         break;
     }

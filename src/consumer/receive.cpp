@@ -45,6 +45,7 @@ void NodeCore::on_announcement(const nostr::Event& event) {
   auto flying = in_flight_.find(key);
   if (!directory_.update(*a, flying == in_flight_.end() ? 0 : flying->second)) return;
   heard_at_[key] = clock_.now_unix();
+  suspects_.erase(key);
   if (auto st = store_->save_provider(
           {key, a->announcement.name, nostr::to_json(event), a->created_at, a->expires_at});
       !st) {

@@ -266,9 +266,12 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   // When each provider's newest announcement arrived, on our clock (unix s): heartbeats are judged by
   // arrival, so a provider whose clock is behind is not taken for silent.
   std::unordered_map<std::string, int64_t> heard_at_;  // guarded by mu_
-  SeenIds seen_;                                               // guarded by mu_
-  uint64_t last_notification_id_ = 0;                          // guarded by mu_
-  std::vector<relay::SubscriptionHandle> subscriptions_;       // guarded by mu_
+  // Providers dropped mid-job (stalled or silent): no new jobs until their next announcement arrives, so
+  // that jobs do not queue up on a dead provider for the 3 heartbeats it takes to stop counting as alive.
+  std::set<std::string> suspects_;                        // guarded by mu_
+  SeenIds seen_;                                          // guarded by mu_
+  uint64_t last_notification_id_ = 0;                     // guarded by mu_
+  std::vector<relay::SubscriptionHandle> subscriptions_;  // guarded by mu_
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
