@@ -56,8 +56,9 @@ TEST(JobJson, FinishByIsDeadlinesOtherNameAndStartByIsRead) {
 }
 
 TEST(ApiError, ABudgetRefusalIs402) {
-  const ApiError e = to_api_error(Error{ErrorCode::kLimitExceeded, "budget: max_cost_msat 5 is more than the 4 "
-                                                                   "msat left of the account budget"});
+  const ApiError e = to_api_error(Error{ErrorCode::kLimitExceeded,
+                                        "budget: max_cost_msat 5 is more than the 4 "
+                                        "msat left of the account budget"});
   EXPECT_EQ(e.status, 402);
   EXPECT_EQ(e.code, "budget_exceeded");
   EXPECT_EQ(to_api_error(Error{ErrorCode::kLimitExceeded, "body: too large"}).status, 413);

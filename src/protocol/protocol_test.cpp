@@ -473,7 +473,8 @@ TEST(Content, StartByRoundTripsAndIsChecked) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(std::get<JobRequest>(*r).start_by, kNow + 60);
   auto negative = from_content(
-      kJobRequest, R"({"v":1,"job_id":"j","attempt":1,"model":"m","prompt":"hi","max_tokens":5,"start_by":-1})");
+      kJobRequest,
+      R"({"v":1,"job_id":"j","attempt":1,"model":"m","prompt":"hi","max_tokens":5,"start_by":-1})");
   ASSERT_FALSE(negative);
   EXPECT_NE(negative.error().message.find("start_by"), std::string::npos) << negative.error().message;
 }
