@@ -83,13 +83,28 @@ Status read_bool(const json::value& v, std::string_view field, bool& out) {
 }
 
 constexpr std::array<std::string_view, 21> kSpecFields = {
-    "model",          "prompt",        "messages",
-    "max_tokens",     "temperature",   "seed",
-    "top_k",          "top_p",         "min_p",
-    "repeat_penalty", "repeat_last_n", "stop",
-    "deterministic",  "max_cost_msat", "priority",
-    "deadline",       "finish_by",     "start_by",
-    "provider",       "open_quotes",   "client_request_id"};
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "seed",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "stop",
+    "deterministic",
+    "max_cost_msat",
+    "priority",
+    "deadline",
+    "provider",
+    "open_quotes",
+    "client_request_id",
+    "finish_by",
+    "start_by",
+};
 
 // A plain name is quoted so the client sees its typo; anything else is not echoed back.
 Error unknown_field(std::string_view name) {
