@@ -51,6 +51,8 @@ struct JobCommandOptions {
   uint64_t seed = 0;
   uint64_t max_cost_msat = 0;
   std::string priority;
+  int64_t start_by = 0;   // unix seconds; 0: not sent
+  int64_t finish_by = 0;  // unix seconds; 0: not sent
   std::string provider;
   bool open_quotes = false;
   std::string request_id;
@@ -462,6 +464,8 @@ int run_submit(const CommandContext& ctx, const JobCommandOptions& o) {
   if (o.deterministic) body["deterministic"] = true;
   if (o.max_cost_flag->count() > 0) body["max_cost_msat"] = o.max_cost_msat;
   if (!o.priority.empty()) body["priority"] = o.priority;
+  if (o.start_by != 0) body["start_by"] = o.start_by;
+  if (o.finish_by != 0) body["finish_by"] = o.finish_by;
   if (!o.provider.empty()) body["provider"] = o.provider;
   if (o.open_quotes) body["open_quotes"] = true;
   if (!o.request_id.empty()) body["client_request_id"] = o.request_id;
@@ -704,6 +708,10 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   opts.max_cost_flag = submit->add_option("--max-cost-msat", opts.max_cost_msat,
                                           "Budget cap in millisatoshis (default: none)");
   submit->add_option("--priority", opts.priority, "low, normal or high (default normal)");
+  submit->add_option("--start-by", opts.start_by,
+                     "Unix seconds: expire the job if no provider has accepted it by then");
+  submit->add_option("--finish-by", opts.finish_by,
+                     "Unix seconds: expire the job if it has not finished by then (the API's deadline)");
   submit->add_option("--provider", opts.provider, "Send only to this provider (npub or hex)");
   submit->add_flag("--open-quotes", opts.open_quotes,
                    "Ask every provider of the model for an offer, take the best");

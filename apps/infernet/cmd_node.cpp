@@ -159,6 +159,8 @@ Result<std::unique_ptr<engine::Engine>> make_llama(const Config& config) {
   options.flash_attn = config.get_bool("provider.flash_attn");
   options.gpu_layers =
       static_cast<int>(std::clamp<int64_t>(config.get_int("provider.gpu_layers"), -1, 100000));
+  options.test_token_delay = std::chrono::milliseconds(
+      std::clamp<int64_t>(config.get_int("provider.test_token_delay_ms"), 0, 10000));
   return engine::make_llama_engine(options);
 }
 
@@ -225,6 +227,10 @@ consumer::ConsumerOptions consumer_options(const Config& config) {
   o.stall_timeout = ms("consumer.stall_timeout_ms");
   o.max_attempts = static_cast<uint32_t>(std::max<int64_t>(1, config.get_int("consumer.max_attempts")));
   o.heartbeat = std::chrono::seconds(std::max<int64_t>(1, config.get_int("node.heartbeat_seconds")));
+  o.budget_daily_msat =
+      static_cast<uint64_t>(std::max<int64_t>(0, config.get_int("consumer.budget_daily_msat")));
+  o.budget_monthly_msat =
+      static_cast<uint64_t>(std::max<int64_t>(0, config.get_int("consumer.budget_monthly_msat")));
   return o;
 }
 

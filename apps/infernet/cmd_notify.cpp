@@ -64,6 +64,10 @@ std::string describe(const json::value& n) {
             (text_of(data, "estimated") == "true" ? "estimated " : "") + text_of(data, "spent_msat") +
             " msat)";
   }
+  if (type == "budget.account") {
+    line += " " + text_of(data, "threshold_percent") + "% of the " + text_of(data, "period") + " budget of " +
+            text_of(data, "limit_msat") + " msat (" + text_of(data, "spent_msat") + " msat spent)";
+  }
   if (std::string reason = text_of(data, "reason"); !reason.empty()) line += ": " + reason;
   return line;
 }

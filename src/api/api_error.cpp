@@ -26,6 +26,10 @@ std::string printable(std::string_view text) {
 
 }  // namespace
 
+bool is_budget_refusal(const Error& error) {
+  return error.code == ErrorCode::kLimitExceeded && error.message.starts_with("budget: ");
+}
+
 std::string field_of(std::string_view message) {
   size_t colon = message.find(": ");
   if (colon == 0 || colon == std::string_view::npos || colon > kMaxFieldNameBytes) return "";
@@ -43,6 +47,11 @@ ApiError to_api_error(const Error& error) {
   out.message = error.message;
   if (error.code == ErrorCode::kInvalidInput || error.code == ErrorCode::kLimitExceeded) {
     out.field = field_of(error.message);
+  }
+  if (is_budget_refusal(error)) {
+    // The account budget is spent: a payment matter, not a malformed request (docs/api.md).
+    out.status = 402;
+    out.code = "budget_exceeded";
   }
   return out;
 }

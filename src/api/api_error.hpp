@@ -30,6 +30,8 @@ ApiError to_api_error(const Error& error);
 
 // The field a message names, or "" (see to_api_error).
 std::string field_of(std::string_view message);
+// True for a refusal of the account budget (kLimitExceeded, "budget: ..."): HTTP 402, code budget_exceeded.
+bool is_budget_refusal(const Error& error);
 
 // The JSON error response. Messages that are not valid UTF-8 have their high bytes replaced with '?', so
 // the body always parses.

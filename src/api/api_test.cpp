@@ -408,6 +408,25 @@ TEST_F(ApiTest, ProvidersAndModels) {
   EXPECT_EQ(models[0].at("min_price_per_1k_output_msat").to_number<int>(), 2000);
 }
 
+TEST_F(ApiTest, TheAccountBudgetIsShownAndAJobOverItIsRefusedWith402) {
+  consumer_.set_budget({{"daily", 1000, 600, 100, 300, 1764115200}, {"monthly", 0, 600, 100, 0, 1764547200}});
+  auto r = get("/api/v1/budget");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto b = parse(r.body);
+  EXPECT_EQ(b.at("daily").at("limit_msat").to_number<int>(), 1000);
+  EXPECT_EQ(b.at("daily").at("spent_msat").to_number<int>(), 600);
+  EXPECT_EQ(b.at("daily").at("reserved_msat").to_number<int>(), 100);
+  EXPECT_EQ(b.at("daily").at("remaining_msat").to_number<int>(), 300);
+  EXPECT_EQ(b.at("daily").at("resets_at").to_number<int64_t>(), 1764115200);
+  EXPECT_EQ(b.at("monthly").at("limit_msat").to_number<int>(), 0);
+  EXPECT_EQ(post("/api/v1/budget", "{}").status, 405);
+
+  auto refused = post("/api/v1/jobs", R"({"model":"tiny","prompt":"hi","max_cost_msat":301})");
+  EXPECT_EQ(refused.status, 402) << refused.body;
+  EXPECT_EQ(parse(refused.body).at("error").at("code"), "budget_exceeded");
+  EXPECT_EQ(post("/api/v1/jobs", R"({"model":"tiny","prompt":"hi","max_cost_msat":300})").status, 201);
+}
+
 TEST_F(ApiTest, StreamReplaysAfterNThenGoesLiveThenCompletesAndCloses) {
   std::string id = create_job();                              // seq 1: submitted
   consumer_.set_state(id, JobState::kAssigned);               // 2

@@ -25,6 +25,12 @@ class FakeConsumerNode : public consumer::ConsumerNode {
       return make_error(ErrorCode::kInvalidInput, "max_tokens: must be from 1 to 65536");
     }
     std::lock_guard lock(mu_);
+    // As the real node refuses a job over the account budget (docs/market-failover.md).
+    if (!budget_.empty() && budget_[0].limit_msat != 0 && spec.max_cost_msat > budget_[0].remaining_msat) {
+      return make_error(ErrorCode::kLimitExceeded,
+                        "budget: max_cost_msat " + std::to_string(spec.max_cost_msat) + " is more than the " +
+                            std::to_string(budget_[0].remaining_msat) + " msat left of the account budget");
+    }
     if (!spec.client_request_id.empty()) {
       for (const auto& [id, job] : jobs_) {
         if (job.client_request_id == spec.client_request_id) return job;
@@ -151,6 +157,10 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     std::lock_guard lock(mu_);
     return models_;
   }
+  std::vector<consumer::AccountBudgetStatus> budget() override {
+    std::lock_guard lock(mu_);
+    return budget_;
+  }
 
   // ---- Test controls ----
 
@@ -206,6 +216,12 @@ class FakeConsumerNode : public consumer::ConsumerNode {
     std::lock_guard lock(mu_);
     models_.push_back(std::move(m));
   }
+  // The account budgets budget() reports; a submit whose max_cost_msat exceeds the first's remaining_msat
+  // (when it has a limit) is refused.
+  void set_budget(std::vector<consumer::AccountBudgetStatus> b) {
+    std::lock_guard lock(mu_);
+    budget_ = std::move(b);
+  }
 
  private:
   struct Watcher {
@@ -234,6 +250,7 @@ class FakeConsumerNode : public consumer::ConsumerNode {
   consumer::JobQuery last_query_;                                  // guarded by mu_
   std::vector<consumer::ProviderRecord> providers_;                // guarded by mu_
   std::vector<consumer::ModelSummary> models_;                     // guarded by mu_
+  std::vector<consumer::AccountBudgetStatus> budget_;              // guarded by mu_
 };
 
 }  // namespace infernet::api::testing

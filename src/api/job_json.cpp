@@ -82,25 +82,29 @@ Status read_bool(const json::value& v, std::string_view field, bool& out) {
   return {};
 }
 
-constexpr std::array<std::string_view, 19> kSpecFields = {"model",
-                                                          "prompt",
-                                                          "messages",
-                                                          "max_tokens",
-                                                          "temperature",
-                                                          "seed",
-                                                          "top_k",
-                                                          "top_p",
-                                                          "min_p",
-                                                          "repeat_penalty",
-                                                          "repeat_last_n",
-                                                          "stop",
-                                                          "deterministic",
-                                                          "max_cost_msat",
-                                                          "priority",
-                                                          "deadline",
-                                                          "provider",
-                                                          "open_quotes",
-                                                          "client_request_id"};
+constexpr std::array<std::string_view, 21> kSpecFields = {
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "seed",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "stop",
+    "deterministic",
+    "max_cost_msat",
+    "priority",
+    "deadline",
+    "provider",
+    "open_quotes",
+    "client_request_id",
+    "finish_by",
+    "start_by",
+};
 
 // A plain name is quoted so the client sees its typo; anything else is not echoed back.
 Error unknown_field(std::string_view name) {
@@ -171,7 +175,19 @@ Status read_member(std::string_view name, const json::value& v, JobSpec& spec) {
   if (name == "deterministic") return read_bool(v, name, spec.deterministic);
   if (name == "max_cost_msat") return read_uint64(v, name, spec.max_cost_msat);
   if (name == "priority") return read_string(v, name, spec.priority);
-  if (name == "deadline") return read_int64(v, name, spec.deadline);
+  if (name == "deadline" || name == "finish_by") {
+    // finish_by is deadline's other name: both may be given only with the same value.
+    int64_t value = 0;
+    if (auto st = read_int64(v, name, value); !st) return st;
+    if (spec.deadline != 0 && spec.deadline != value) {
+      return make_error(
+          ErrorCode::kInvalidInput,
+          std::string(name) + ": differs from the other of deadline and finish_by (one field, two names)");
+    }
+    spec.deadline = value;
+    return {};
+  }
+  if (name == "start_by") return read_int64(v, name, spec.start_by);
   if (name == "provider") return read_string(v, name, spec.provider);
   if (name == "open_quotes") return read_bool(v, name, spec.open_quotes);
   if (name == "client_request_id") return read_string(v, name, spec.client_request_id);
@@ -301,6 +317,8 @@ json::object job_to_json(const consumer::JobRecord& job) {
                       {"max_cost_msat", spec.max_cost_msat},
                       {"priority", json_safe(spec.priority)},
                       {"deadline", spec.deadline},
+                      {"finish_by", spec.deadline},
+                      {"start_by", spec.start_by},
                       {"provider", json_safe(job.provider.empty() ? spec.provider : job.provider)},
                       {"requested_provider", json_safe(spec.provider)},
                       {"open_quotes", spec.open_quotes},

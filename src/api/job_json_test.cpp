@@ -40,6 +40,30 @@ TEST(JobJson, ParsesEveryFieldOfASpec) {
   EXPECT_EQ(defaults->priority, "normal");
 }
 
+TEST(JobJson, FinishByIsDeadlinesOtherNameAndStartByIsRead) {
+  auto spec = parse_job_spec(R"({"model":"m","prompt":"p","finish_by":1900000000,"start_by":1800000000})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->deadline, 1900000000);
+  EXPECT_EQ(spec->start_by, 1800000000);
+  auto same = parse_job_spec(R"({"model":"m","prompt":"p","deadline":1900000000,"finish_by":1900000000})");
+  ASSERT_TRUE(same) << same.error().message;
+  auto differ = parse_job_spec(R"({"model":"m","prompt":"p","deadline":1900000000,"finish_by":1900000001})");
+  ASSERT_FALSE(differ);
+  EXPECT_TRUE(differ.error().message.starts_with("finish_by: ")) << differ.error().message;
+  auto bad = parse_job_spec(R"({"model":"m","prompt":"p","start_by":"soon"})");
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(bad.error().message.starts_with("start_by: ")) << bad.error().message;
+}
+
+TEST(ApiError, ABudgetRefusalIs402) {
+  const ApiError e = to_api_error(Error{ErrorCode::kLimitExceeded,
+                                        "budget: max_cost_msat 5 is more than the 4 "
+                                        "msat left of the account budget"});
+  EXPECT_EQ(e.status, 402);
+  EXPECT_EQ(e.code, "budget_exceeded");
+  EXPECT_EQ(to_api_error(Error{ErrorCode::kLimitExceeded, "body: too large"}).status, 413);
+}
+
 TEST(JobJson, ChatMessagesAndAStopStringAreRead) {
   auto spec = parse_job_spec(
       R"({"model":"m","messages":[{"role":"system","content":"brief"},{"role":"user","content":"hi","name":"ann"}],)"

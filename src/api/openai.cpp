@@ -52,6 +52,7 @@ net::HttpResponse openai_error(int status, std::string_view code, std::string_vi
 }
 
 net::HttpResponse openai_error(const Error& error) {
+  if (is_budget_refusal(error)) return openai_error(402, "budget_exceeded", error.message, "");
   const int status = net::http_status_for(error.code);
   return openai_error(status, error_code_name(error.code), error.message,
                       error.code == ErrorCode::kInvalidInput ? field_of(error.message) : "");

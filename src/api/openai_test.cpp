@@ -199,6 +199,7 @@ TEST_F(OpenAiTest, OpenAisClientShapesAndInfernetsKnobsReachTheJob) {
     "n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": false, "user": "u1", "stream": true,
     "stream_options": {"include_usage": true}, "response_format": {"type": "text"},
     "max_cost_msat": 5000, "priority": "high", "top_k": 40, "deterministic": true,
+    "start_by": 1900000000, "finish_by": 1900000600,
     "messages": [{"role": "developer", "content": "Be brief."},
                  {"role": "user", "name": "ann", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]}]
   })");
@@ -216,6 +217,8 @@ TEST_F(OpenAiTest, OpenAisClientShapesAndInfernetsKnobsReachTheJob) {
   EXPECT_EQ(spec.max_cost_msat, 5000u);
   EXPECT_EQ(spec.priority, "high");
   EXPECT_TRUE(spec.deterministic);
+  EXPECT_EQ(spec.start_by, 1900000000);
+  EXPECT_EQ(spec.deadline, 1900000600);
   ASSERT_EQ(spec.messages.size(), 2u);
   EXPECT_EQ(spec.messages[0].role, "system");
   EXPECT_EQ(spec.messages[1].content, "Hello");

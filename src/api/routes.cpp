@@ -277,6 +277,20 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
     if (auto params = QueryParams::parse(request.query(), {}); !params) return invalid(params.error());
     return net::json_response(200, std::string(openapi_document()));
   }
+  if (rest == "budget") {
+    // The account budgets (consumer.budget_daily_msat, consumer.budget_monthly_msat; docs/api.md).
+    if (method != "GET") return method_not_allowed(request, "GET");
+    if (auto params = QueryParams::parse(request.query(), {}); !params) return invalid(params.error());
+    json::object out;
+    for (const auto& b : consumer.budget()) {
+      out[b.period] = json::object{{"limit_msat", b.limit_msat},
+                                   {"spent_msat", b.spent_msat},
+                                   {"reserved_msat", b.reserved_msat},
+                                   {"remaining_msat", b.remaining_msat},
+                                   {"resets_at", b.resets_at}};
+    }
+    return ok(200, std::move(out));
+  }
   return endpoint_not_found(request);
 }
 

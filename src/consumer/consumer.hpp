@@ -44,7 +44,8 @@ struct JobSpec {
   bool deterministic = false;         // ask for reproducible text (the model's announced determinism)
   uint64_t max_cost_msat = 0;         // budget cap; 0: none
   std::string priority = "normal";    // low | normal | high
-  int64_t deadline = 0;               // unix seconds; 0: none
+  int64_t deadline = 0;               // finish by (API name also finish_by): unix seconds; 0: none
+  int64_t start_by = 0;               // accepted by a provider by then, or expired: unix seconds; 0: none
   std::string provider;               // optional hex pubkey or npub: send only to this provider (direct)
   bool open_quotes = false;           // ask every provider of the model for an offer and take the best
   // Hardware the provider must have (matched against its announced GPUs, see gpu_name_matches): a GPU whose
@@ -100,7 +101,9 @@ struct JobEvent {
 //
 // Types: job.submitted, job.started (first assigned to a provider), job.completed, job.failed,
 // job.canceled, job.expired, job.error (a provider reported an error; the job may go on elsewhere) and
-// budget.threshold (spending reached 50, 80 or 100 percent of max_cost_msat; each once per job).
+// budget.threshold (spending reached 50, 80 or 100 percent of max_cost_msat; each once per job) and
+// budget.account (the account's charges reached 50, 80 or 100 percent of its daily or monthly budget; each
+// once per period; data adds "period" and "limit_msat"; job_id is the job whose charge reached it).
 // data: a JSON object {"state", "model", "provider", "attempt", "cost_msat", "max_cost_msat", ...} plus
 // "reason" (final states), "code" and "message" (job.error), "threshold_percent", "spent_msat" and
 // "estimated" (budget.threshold).
@@ -153,6 +156,16 @@ struct ModelSummary {
   uint64_t min_price_per_1k_output_msat = 0;
 };
 
+// One account-level budget period (consumer.budget_daily_msat, consumer.budget_monthly_msat; UTC calendar).
+struct AccountBudgetStatus {
+  std::string period;           // "daily" | "monthly"
+  uint64_t limit_msat = 0;      // 0: no limit
+  uint64_t spent_msat = 0;      // charged (receipts) in this period
+  uint64_t reserved_msat = 0;   // max_cost_msat of the jobs still in progress
+  uint64_t remaining_msat = 0;  // limit - spent - reserved, at least 0; 0 without a limit
+  int64_t resets_at = 0;        // unix seconds: the start of the next UTC day / month
+};
+
 struct ConsumerOptions {
   std::string database;  // SQLite file (created with its schema when missing)
   std::chrono::milliseconds accept_timeout{5000};
@@ -160,6 +173,8 @@ struct ConsumerOptions {
   uint32_t max_attempts = 3;
   std::chrono::seconds heartbeat{10};           // providers silent for 3 heartbeats are not given jobs
   std::chrono::milliseconds quote_window{500};  // open quotes: how long offers are collected
+  uint64_t budget_daily_msat = 0;               // account budgets; 0: none (docs/market-failover.md)
+  uint64_t budget_monthly_msat = 0;
 };
 
 class ConsumerNode {
@@ -201,6 +216,8 @@ class ConsumerNode {
 
   virtual std::vector<ProviderRecord> providers() = 0;
   virtual std::vector<ModelSummary> models() = 0;
+  // The account budgets, daily then monthly.
+  virtual std::vector<AccountBudgetStatus> budget() { return {}; }
 };
 
 }  // namespace infernet::consumer

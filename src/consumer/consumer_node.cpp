@@ -134,6 +134,7 @@ NodeCore::NodeCore(ConsumerOptions options, relay::RelayPool& pool, const nostr:
       clock_(clock),
       store_(std::move(store)),
       directory_(options_.heartbeat),
+      budget_(options_.budget_daily_msat, options_.budget_monthly_msat),
       seen_(kSeenCapacity) {}
 
 NodeCore::~NodeCore() {
@@ -225,6 +226,7 @@ void NodeCore::stop() {
 
 void NodeCore::forget_jobs() {
   jobs_.clear();
+  budget_.release_all();
   by_client_id_.clear();
   in_flight_.clear();
   quotes_.clear();
@@ -245,6 +247,16 @@ Status NodeCore::load() {
     }
     directory_.update(*a, 0);
   }
+  if (budget_.limited()) {
+    const int64_t now = clock_.now_unix();
+    auto today = store_->charged_since(utc_day_start(now) * 1000);
+    auto month = store_->charged_since(utc_month_start(now) * 1000);
+    if (!today || !month) {
+      return tl::unexpected(
+          with_context(today ? month.error() : today.error(), "loading the account's charges"));
+    }
+    budget_.load(*today, *month, now);
+  }
   auto unfinished = store_->unfinished();
   if (!unfinished) return tl::unexpected(with_context(unfinished.error(), "loading unfinished jobs"));
   int64_t oldest_s = clock_.now_unix();
@@ -256,12 +268,17 @@ Status NodeCore::load() {
     auto [it, inserted] = jobs_.emplace(id, std::move(*job));
     ActiveJob& j = it->second;
     if (!j.record.client_request_id.empty()) by_client_id_[j.record.client_request_id] = id;
+    if (budget_.limited()) {
+      j.budget_reserved = j.record.spec.max_cost_msat;
+      budget_.reserve(j.budget_reserved);
+    }
     const JobState s = j.record.state;
     if (s == JobState::kAssigned || s == JobState::kRunning) {
       ++in_flight_[j.record.provider];
       // The provider had no deadline while we were away; it gets a fresh one.
-      const auto wait =
-          (s == JobState::kRunning || j.accepted) ? options_.stall_timeout : options_.accept_timeout;
+      const auto wait = (s == JobState::kRunning || j.accepted)
+                            ? stall_limit(j)
+                            : SteadyClock::duration(options_.accept_timeout);
       j.timeout_at = SteadyClock::now() + wait;
     } else {
       // submitted, or matched with its round of offers lost: dispatched again once started.
@@ -354,8 +371,32 @@ Result<JobRecord> NodeCore::submit(const JobSpec& raw) {
       lock.unlock();
       return existing_for_client_id(crid);
     }
+    // Account budgets: the job's worst case must fit in what is left, and is held until its charge is known.
+    // A job without a cap gets what is left as its cap, so that it cannot overrun it either.
+    uint64_t reserve = 0;
+    if (budget_.limited()) {
+      const uint64_t left = budget_.available(clock_.now_unix());
+      if (left == 0) {
+        return make_error(ErrorCode::kLimitExceeded,
+                          "budget: the account budget is used up (GET /api/v1/budget shows when it resets)");
+      }
+      if (spec->max_cost_msat > left) {
+        return make_error(ErrorCode::kLimitExceeded, "budget: max_cost_msat " +
+                                                         std::to_string(spec->max_cost_msat) +
+                                                         " is more than the " + std::to_string(left) +
+                                                         " msat left of the account budget");
+      }
+      if (spec->max_cost_msat == 0) {
+        spec->max_cost_msat = left;
+        spec->notes.push_back("max_cost_msat set to the " + std::to_string(left) +
+                              " msat left of the account budget");
+      }
+      reserve = spec->max_cost_msat;
+      budget_.reserve(reserve);
+    }
     const std::string id = new_job_id();
     ActiveJob& job = jobs_[id];
+    job.budget_reserved = reserve;
     JobRecord& r = job.record;
     r.id = id;
     r.client_request_id = crid;
@@ -381,6 +422,7 @@ Result<JobRecord> NodeCore::submit(const JobSpec& raw) {
   if (!st) {
     std::lock_guard lock(mu_);
     if (auto it = jobs_.find(snapshot.id); it != jobs_.end()) {
+      budget_.release(it->second.budget_reserved);
       if (it->second.waiting) waiting_.erase(*it->second.waiting);
       jobs_.erase(it);
     }
@@ -470,6 +512,11 @@ std::vector<ModelSummary> NodeCore::models() {
   return directory_.models(clock_.now_unix());
 }
 
+std::vector<AccountBudgetStatus> NodeCore::budget() {
+  std::lock_guard lock(mu_);
+  return budget_.status(clock_.now_unix());
+}
+
 // ---- NodeCore: the write path ----
 
 void NodeCore::add_event(ActiveJob& job, PendingWrite& w, std::string type, std::string data) {
@@ -509,6 +556,7 @@ void NodeCore::commit(ActiveJob& job, PendingWrite w, std::function<void(const S
   const bool finished = w.finished;
   const std::string client_id = finished ? job.record.client_request_id : "";
   if (w.finished) {
+    budget_.release(job.budget_reserved);
     if (job.waiting) waiting_.erase(*job.waiting);
     if (!job.quote_id.empty()) quotes_.erase(job.quote_id);
     jobs_.erase(job_id);  // `job` is gone from here on
@@ -616,6 +664,7 @@ class ConsumerNodeImpl final : public ConsumerNode {
   void unwatch_all(uint64_t handle) override { core_->unwatch_all(handle); }
   std::vector<ProviderRecord> providers() override { return core_->providers(); }
   std::vector<ModelSummary> models() override { return core_->models(); }
+  std::vector<AccountBudgetStatus> budget() override { return core_->budget(); }
 
  private:
   std::shared_ptr<internal::NodeCore> core_;

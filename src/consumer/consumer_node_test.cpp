@@ -393,6 +393,8 @@ TEST_F(ConsumerNodeTest, AResumedJobContinuesTheOutputDeliveredBefore) {
   EXPECT_EQ(second.requests()[0].resume_text, "alpha beta ");
   EXPECT_EQ(done.output, "alpha beta gamma delta");
   EXPECT_EQ(done.cost_msat, 7u);
+  // The job's usage counts the two tokens delivered before and the second provider's two.
+  EXPECT_EQ(done.usage.output_tokens, 4u);
 }
 
 TEST_F(ConsumerNodeTest, AForgedResultFromAThirdKeyIsIgnored) {
@@ -707,6 +709,59 @@ TEST_F(ConsumerNodeTest, AJobPastItsDeadlineExpires) {
   EXPECT_EQ(expired.error, "deadline passed before a provider took the job");
 }
 
+TEST_F(ConsumerNodeTest, AJobNoProviderAcceptedByStartByExpiresWithTheReason) {
+  testing::SettableClock clock(clock_.now_unix());
+  open_node(clock);
+  JobSpec s = spec();
+  s.start_by = clock.now_unix() + 30;
+  s.deadline = clock.now_unix() + 600;
+  auto job = node_->submit(s);
+  ASSERT_TRUE(job) << job.error().to_string();
+  clock.set(clock.now_unix() + 29);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(node_->get(job->id)->state, JobState::kSubmitted);
+  clock.set(clock.now_unix() + 2);
+  JobRecord expired = wait_state(job->id, JobState::kExpired);
+  EXPECT_EQ(expired.error, "start_by passed before a provider accepted the job (no provider took it)");
+}
+
+TEST_F(ConsumerNodeTest, AJobRunningBeforeStartByIsNotExpiredByIt) {
+  testing::SettableClock clock(clock_.now_unix());
+  auto& provider = add_provider({.name = "p", .per_job_msat = 1, .script = Script::kManual});
+  open_node(clock);
+  ASSERT_TRUE(providers_alive(1));
+  JobSpec s = spec();
+  s.start_by = clock.now_unix() + 5;
+  auto job = node_->submit(s);
+  ASSERT_TRUE(job) << job.error().to_string();
+  ASSERT_TRUE(provider.wait_requests(1));
+  const auto request = provider.requests()[0];
+  EXPECT_EQ(request.start_by, s.start_by);  // the provider is told, and may refuse with "deadline"
+  provider.send(protocol::JobStatus{request.job_id, 1, protocol::JobStatusCode::kRunning, "", "", 0, 0},
+                keys_.public_key());
+  wait_state(job->id, JobState::kRunning);
+  clock.set(clock.now_unix() + 6);
+  provider.announce(clock.now_unix());
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(node_->get(job->id)->state, JobState::kRunning);
+  provider.send(provider.result_for(request), keys_.public_key());
+  wait_state(job->id, JobState::kCompleted);
+}
+
+TEST_F(ConsumerNodeTest, StartByIsCheckedAtSubmission) {
+  open_node();
+  JobSpec s = spec();
+  s.start_by = clock_.now_unix() - 1;
+  auto past = node_->submit(s);
+  ASSERT_FALSE(past);
+  EXPECT_EQ(past.error().message, "start_by: already passed");
+  s.start_by = clock_.now_unix() + 100;
+  s.deadline = clock_.now_unix() + 50;
+  auto late = node_->submit(s);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().message, "start_by: later than the deadline (finish_by)");
+}
+
 TEST_F(ConsumerNodeTest, AJobIsReassignedWhenItsProviderStopsAnnouncing) {
   testing::SettableClock clock(clock_.now_unix());
   options_.heartbeat = 10s;
@@ -726,6 +781,79 @@ TEST_F(ConsumerNodeTest, AJobIsReassignedWhenItsProviderStopsAnnouncing) {
   JobRecord done = wait_state(job->id, JobState::kCompleted);
   EXPECT_EQ(done.provider, fresh.pubkey());
   ASSERT_TRUE(vanishing.wait_cancels(1));
+}
+
+// Failover (docs/market-failover.md): a provider that misses a heartbeat while running a job is dropped
+// within two heartbeat intervals of its last one, not after the three that make it unfit for new jobs.
+TEST_F(ConsumerNodeTest, AProviderThatMissesAHeartbeatMidJobLosesItWithinTwoIntervals) {
+  testing::SettableClock clock(clock_.now_unix());
+  options_.heartbeat = 10s;
+  options_.stall_timeout = 60s;  // capped at two heartbeats of the steady clock: not what fires here
+  auto& vanishing = add_provider({.name = "vanishing", .per_job_msat = 1, .script = Script::kManual});
+  auto& other = add_provider({.name = "other", .per_job_msat = 5}, false);
+  open_node(clock);
+  ASSERT_TRUE(providers_alive(1));
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(vanishing.wait_requests(1));
+  const auto request = vanishing.requests()[0];
+  vanishing.send(protocol::JobStatus{request.job_id, 1, protocol::JobStatusCode::kRunning, "", "", 0, 0},
+                 keys_.public_key());
+  wait_state(job->id, JobState::kRunning);
+  const int64_t last_beat = clock.now_unix();
+  other.announce(last_beat);
+  // One and a half intervals of silence is within what a heartbeat may take.
+  clock.set(last_beat + 15);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(node_->get(job->id)->state, JobState::kRunning);
+  other.announce(last_beat + 15);
+  // Past it: the provider missed a beat, and the job moves before two intervals have passed.
+  clock.set(last_beat + 16);
+  JobRecord done = wait_state(job->id, JobState::kCompleted);
+  EXPECT_EQ(done.provider, other.pubkey());
+  ASSERT_TRUE(vanishing.wait_cancels(1));
+  bool noted = false;
+  for (const auto& e : events_of(job->id)) {
+    noted |=
+        e.type == "note" &&
+        field(e.data, "message").find("stopped heartbeating: no heartbeat for 16 s") != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
+}
+
+// A streaming provider that goes quiet is dropped after ten times its longest gap so far (at least 1.5 s),
+// long before the stall timeout.
+TEST_F(ConsumerNodeTest, AStreamThatStopsIsReassignedSoonerThanTheStallTimeout) {
+  options_.stall_timeout = 20s;
+  options_.heartbeat = 30s;
+  auto& dying = add_provider({.name = "dying", .per_job_msat = 1, .script = Script::kManual});
+  auto& other = add_provider({.name = "other", .per_job_msat = 5, .chunks = {"gamma "}});
+  open_node();
+  ASSERT_TRUE(providers_alive(2));
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(dying.wait_requests(1));
+  const auto request = dying.requests()[0];
+  const auto consumer = keys_.public_key();
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    dying.send(protocol::JobProgress{request.job_id, 1, seq, "w" + std::to_string(seq) + " ",
+                                     static_cast<uint32_t>(seq), 0.1},
+               consumer);
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto silent_from = std::chrono::steady_clock::now();
+  JobRecord done = wait_state(job->id, JobState::kCompleted, 10000ms);
+  const auto took = std::chrono::steady_clock::now() - silent_from;
+  EXPECT_EQ(done.provider, other.pubkey());
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(done.output, "w1 w2 w3 w4 w5 gamma ");
+  // Each token once: the five delivered by the first attempt and the one of the second.
+  EXPECT_EQ(done.usage.output_tokens, 6u);
+  bool noted = false;
+  for (const auto& e : events_of(job->id)) {
+    noted |= e.type == "note" && field(e.data, "message") == "no progress within 1500 ms";
+  }
+  EXPECT_TRUE(noted);
 }
 
 }  // namespace

@@ -15,6 +15,12 @@ namespace {
 
 // Waiting jobs looked at per pass, so one announcement cannot hold the lock for long.
 constexpr size_t kMaxDispatchPerPass = 1000;
+// A streaming attempt is stalled once it has been quiet this many times its longest gap between progress
+// events so far, but never sooner than kMinStreamStall: a provider that streamed every 50 ms and then went
+// silent for a second and a half has died, and waiting the whole stall timeout would hold the client's
+// stream for that long.
+constexpr int kStreamStallFactor = 10;
+constexpr auto kMinStreamStall = std::chrono::milliseconds(1500);
 constexpr auto kPruneInterval = std::chrono::minutes(10);
 
 std::string short_key(const std::string& hex) {
@@ -41,14 +47,27 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     start_quote_round(job, w);
     return;
   }
+  // Providers dropped mid-job are passed over like tried ones until they announce again.
+  std::set<std::string> excluded;
+  const std::set<std::string>* tried = &job.tried;
+  if (!suspects_.empty()) {
+    excluded = job.tried;
+    excluded.insert(suspects_.begin(), suspects_.end());
+    tried = &excluded;
+  }
   MatchRequest request{spec.model,         job.input_words, spec.max_tokens, spec.priority,
-                       spec.max_cost_msat, &job.tried,      spec.gpu_type,   spec.min_gpu_memory_mb};
+                       spec.max_cost_msat, tried,           spec.gpu_type,   spec.min_gpu_memory_mb};
   auto match = directory_.match(request, clock_.now_unix(), [this](const std::string& provider) {
     auto it = in_flight_.find(provider);
     return it == in_flight_.end() ? 0u : it->second;
   });
-  for (const auto& r : match.rejected)
-    note(job, w, "passed over: " + r.reason, r.provider, r.name);
+  for (const auto& r : match.rejected) {
+    const bool suspect = job.tried.count(r.provider) == 0 && suspects_.count(r.provider) != 0;
+    note(job, w,
+         "passed over: " +
+             (suspect ? std::string("dropped from a job; waiting for its next heartbeat") : r.reason),
+         r.provider, r.name);
+  }
   if (match.provider) {
     send_to(job, w, *match.provider, "");
     return;
@@ -90,6 +109,7 @@ void NodeCore::send_to(ActiveJob& job, PendingWrite& w, const std::string& provi
   request.max_cost_msat = spec.max_cost_msat;
   request.priority = spec.priority;
   request.deadline = spec.deadline;
+  request.start_by = spec.start_by;
   request.quote_id = quote_id;
   request.resume_text = job.record.output;
   auto event = protocol::seal(request, keys_, *key, clock_.now_unix());
@@ -114,6 +134,9 @@ void NodeCore::send_to(ActiveJob& job, PendingWrite& w, const std::string& provi
   job.progress_seq = 0;
   job.early_chunks.clear();
   job.timeout_at = SteadyClock::now() + options_.accept_timeout;
+  job.last_progress_at.reset();
+  job.longest_gap = {};
+  job.attempt_tokens = 0;
   ++in_flight_[provider];
   set_state(job, w, JobState::kAssigned);
   save_attempt(job, w, "assigned");
@@ -135,6 +158,9 @@ void NodeCore::end_attempt(ActiveJob& job, PendingWrite& w, const std::string& a
   }
   capacity_freed_ = true;
   job.timeout_at.reset();
+  // Its delivered tokens stay delivered: the next attempt continues after them.
+  job.earlier_tokens += job.attempt_tokens;
+  job.attempt_tokens = 0;
   job.accepted = false;
   job.early_chunks.clear();
   if (!cancel_at_provider) return;
@@ -266,6 +292,34 @@ void NodeCore::dispatch_waiting() {
   }
 }
 
+SteadyClock::duration NodeCore::stall_limit(const ActiveJob& job) const {
+  // Never longer than two heartbeats: a stalled provider is found as soon as a silent one would be.
+  SteadyClock::duration limit =
+      std::min<SteadyClock::duration>(options_.stall_timeout, 2 * options_.heartbeat);
+  if (job.last_progress_at && job.longest_gap > SteadyClock::duration::zero()) {
+    limit = std::min(limit,
+                     std::max<SteadyClock::duration>(kMinStreamStall, kStreamStallFactor * job.longest_gap));
+  }
+  return limit;
+}
+
+std::string NodeCore::heartbeat_problem(const std::string& provider, int64_t unix_now) const {
+  if (auto problem = directory_.liveness_problem(provider, unix_now); !problem.empty()) return problem;
+  // A provider heartbeats every node.heartbeat_seconds; one and a half intervals without one means it
+  // missed a beat, and finding it then keeps detection within two intervals of its last sign of life.
+  const auto* a = directory_.find(provider);
+  if (a == nullptr) return "";
+  const int64_t h = options_.heartbeat.count();
+  int64_t last = a->created_at;
+  if (auto heard = heard_at_.find(provider); heard != heard_at_.end()) last = std::max(last, heard->second);
+  const int64_t silent = unix_now - last;
+  if (silent > h + h / 2) {
+    return "no heartbeat for " + std::to_string(silent) + " s (more than 1.5 heartbeats of " +
+           std::to_string(h) + " s)";
+  }
+  return "";
+}
+
 std::chrono::milliseconds NodeCore::tick() const {
   auto shortest = std::min({options_.accept_timeout, options_.stall_timeout, options_.quote_window});
   return std::clamp<std::chrono::milliseconds>(shortest / 5, std::chrono::milliseconds(5),
@@ -300,14 +354,17 @@ void NodeCore::check_timers() {
   for (auto& [id, job] : jobs_) {
     const JobState s = job.record.state;
     const bool with_provider = s == JobState::kAssigned || s == JobState::kRunning;
+    const bool started = s == JobState::kRunning || (s == JobState::kAssigned && job.accepted);
     if (job.record.spec.deadline != 0 && unix_now >= job.record.spec.deadline) {
       due.emplace_back(id, Action::kExpire, "");
+    } else if (job.record.spec.start_by != 0 && unix_now >= job.record.spec.start_by && !started) {
+      due.emplace_back(id, Action::kExpire, "start_by");
     } else if (job.quote_closes_at && now >= *job.quote_closes_at) {
       due.emplace_back(id, Action::kCloseQuotes, "");
     } else if (with_provider && job.timeout_at && now >= *job.timeout_at) {
       due.emplace_back(id, Action::kTimeout, "");
     } else if (with_provider && announcements_loaded_ && directory_.known(job.record.provider)) {
-      if (auto problem = directory_.liveness_problem(job.record.provider, unix_now); !problem.empty()) {
+      if (auto problem = heartbeat_problem(job.record.provider, unix_now); !problem.empty()) {
         due.emplace_back(id, Action::kProviderGone, std::move(problem));
       }
     }
@@ -319,6 +376,15 @@ void NodeCore::check_timers() {
     PendingWrite w;
     switch (action) {
       case Action::kExpire: {
+        if (detail == "start_by") {
+          // No provider accepted it in time: it will not start by start_by, so it never waits past it.
+          end_attempt(job, w, "expired", "the job's start-by time passed", true);
+          finish(job, w, JobState::kExpired,
+                 "start_by passed before a provider accepted the job" +
+                     (job.tried.empty() ? std::string(" (no provider took it)")
+                                        : " (" + std::to_string(job.tried.size()) + " tried)"));
+          break;
+        }
         const bool had_provider = job.attempt_open;
         end_attempt(job, w, "expired", "the job's deadline passed", true);
         finish(job, w, JobState::kExpired,
@@ -331,15 +397,18 @@ void NodeCore::check_timers() {
         break;
       case Action::kTimeout: {
         const bool accepted = job.accepted || job.record.state == JobState::kRunning;
-        const auto limit = accepted ? options_.stall_timeout : options_.accept_timeout;
+        const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(
+            accepted ? stall_limit(job) : SteadyClock::duration(options_.accept_timeout));
         const std::string reason = accepted
                                        ? "no progress within " + std::to_string(limit.count()) + " ms"
                                        : "did not accept within " + std::to_string(limit.count()) + " ms";
+        if (accepted) suspects_.insert(job.record.provider);
         reassign(job, w, "timed-out", reason, true);
         break;
       }
       case Action::kProviderGone:
-        reassign(job, w, "dropped", "the provider stopped announcing: " + detail, true);
+        suspects_.insert(job.record.provider);
+        reassign(job, w, "dropped", "the provider stopped heartbeating: " + detail, true);
         break;
     }
     commit(job, std::move(w));

@@ -103,6 +103,11 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
   }
   if (spec.deadline < 0) return tl::unexpected(invalid("deadline: must be a unix time in seconds, or 0"));
   if (spec.deadline != 0 && spec.deadline <= now) return tl::unexpected(invalid("deadline: already passed"));
+  if (spec.start_by < 0) return tl::unexpected(invalid("start_by: must be a unix time in seconds, or 0"));
+  if (spec.start_by != 0 && spec.start_by <= now) return tl::unexpected(invalid("start_by: already passed"));
+  if (spec.start_by != 0 && spec.deadline != 0 && spec.start_by > spec.deadline) {
+    return tl::unexpected(invalid("start_by: later than the deadline (finish_by)"));
+  }
   if (!spec.provider.empty()) {
     auto hex = provider_hex(spec.provider);
     if (!hex) return tl::unexpected(invalid("provider: not a valid npub or hex key"));

@@ -152,6 +152,7 @@ std::string spec_to_json(const JobSpec& spec) {
   o["max_cost_msat"] = spec.max_cost_msat;
   o["priority"] = spec.priority;
   o["deadline"] = spec.deadline;
+  if (spec.start_by != 0) o["start_by"] = spec.start_by;
   o["provider"] = spec.provider;
   o["open_quotes"] = spec.open_quotes;
   if (!spec.gpu_type.empty()) o["gpu_type"] = spec.gpu_type;
@@ -220,6 +221,7 @@ Result<JobSpec> spec_from_json(std::string_view json) {
   }
   if (st = num("max_cost_msat", spec.max_cost_msat); !st) return tl::unexpected(st.error());
   if (st = num("deadline", spec.deadline); !st) return tl::unexpected(st.error());
+  if (st = num("start_by", spec.start_by); !st) return tl::unexpected(st.error());
   if (st = num("min_gpu_memory_mb", spec.min_gpu_memory_mb); !st) return tl::unexpected(st.error());
   if (const auto* f = o.if_contains("open_quotes")) {
     if (!f->is_bool()) return make_error(ErrorCode::kInvalidInput, "open_quotes: must be a boolean");
@@ -693,6 +695,17 @@ Result<std::vector<ReceiptRecord>> JobStore::receipts(const std::string& job_id)
         return r;
       },
       job_id);
+}
+
+Result<uint64_t> JobStore::charged_since(int64_t since_ms) {
+  auto reader = lease();
+  if (!reader) return tl::unexpected(reader.error());
+  auto rows = query_rows<uint64_t>(
+      *reader, "SELECT coalesce(sum(cost_msat), 0) FROM receipts WHERE created_at >= ?",
+      [](const Statement& s) -> Result<uint64_t> { return static_cast<uint64_t>(s.column_int64(0)); },
+      since_ms);
+  if (!rows) return tl::unexpected(rows.error());
+  return rows->empty() ? 0 : rows->front();
 }
 
 Result<std::vector<StoredProvider>> JobStore::providers() {

@@ -145,6 +145,8 @@ class JobStore {
   Result<std::vector<AttemptRecord>> attempts(const std::string& job_id);
   Result<std::optional<ResultRecord>> result(const std::string& job_id, uint32_t attempt);
   Result<std::vector<ReceiptRecord>> receipts(const std::string& job_id);
+  // The sum of the receipts (charges) created at or after `since_ms` (unix ms): the account budgets.
+  Result<uint64_t> charged_since(int64_t since_ms);
   Result<std::vector<StoredProvider>> providers();
   // Ids (hex) of handled events whose created_at >= since.
   Result<std::vector<std::string>> seen_since(int64_t since);

@@ -9,9 +9,9 @@
 namespace infernet::consumer {
 
 const std::vector<std::string>& notification_types() {
-  static const std::vector<std::string> kTypes = {"job.submitted", "job.started",     "job.completed",
-                                                  "job.failed",    "job.canceled",    "job.expired",
-                                                  "job.error",     "budget.threshold"};
+  static const std::vector<std::string> kTypes = {"job.submitted", "job.started",      "job.completed",
+                                                  "job.failed",    "job.canceled",     "job.expired",
+                                                  "job.error",     "budget.threshold", "budget.account"};
   return kTypes;
 }
 
@@ -56,6 +56,10 @@ void NodeCore::notify(ActiveJob& job, PendingWrite& w, const char* type, const N
     o["spent_msat"] = detail.spent_msat;
     o["estimated"] = detail.estimated;
   }
+  if (!detail.period.empty()) {
+    o["period"] = detail.period;
+    o["limit_msat"] = detail.limit_msat;
+  }
   // The id is given by commit(), in the order the writes are queued.
   w.change.notifications.push_back(Notification{0, type, r.id, now_ms(), boost::json::serialize(o)});
 }
@@ -87,6 +91,17 @@ void NodeCore::check_budget(ActiveJob& job, PendingWrite& w, uint64_t spent_msat
     notify(
         job, w, "budget.threshold",
         NotificationDetail{.threshold_percent = percent, .spent_msat = spent_msat, .estimated = estimated});
+  }
+}
+
+void NodeCore::charge_account(ActiveJob& job, PendingWrite& w, uint64_t cost_msat) {
+  for (const BudgetCrossing& c : budget_.charge(cost_msat, clock_.now_unix())) {
+    notify(job, w, "budget.account",
+           NotificationDetail{.threshold_percent = c.percent,
+                              .spent_msat = c.spent_msat,
+                              .estimated = false,
+                              .period = c.period,
+                              .limit_msat = c.limit_msat});
   }
 }
 

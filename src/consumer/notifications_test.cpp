@@ -167,6 +167,46 @@ TEST_F(NotificationsTest, BudgetThresholdsAreEstimatedWhileRunningAndExactAtTheR
   EXPECT_FALSE(thresholds[1].at("estimated").as_bool());
 }
 
+// Account budgets (docs/market-failover.md): a job's worst case must fit in what is left; charges count;
+// each level of the daily budget is notified once.
+TEST_F(NotificationsTest, AccountBudgetsRefuseWhatDoesNotFitAndNotifyEachLevelOnce) {
+  options_.budget_daily_msat = 100;
+  add_provider({.per_job_msat = 10, .cost_msat = 55});
+  open_node();
+  ASSERT_TRUE(provider_alive());
+  auto first = node_->submit(spec(16, 60));
+  ASSERT_TRUE(first) << first.error().to_string();
+  ASSERT_TRUE(wait_for(first->id, "job.completed"));
+  std::vector<boost::json::object> levels;
+  for (const auto& n : stored()) {
+    if (n.type == "budget.account") levels.push_back(data_of(n));
+  }
+  ASSERT_EQ(levels.size(), 1u);
+  EXPECT_EQ(levels[0].at("period").as_string(), "daily");
+  EXPECT_EQ(levels[0].at("threshold_percent").as_int64(), 50);
+  EXPECT_EQ(levels[0].at("spent_msat").as_int64(), 55);
+  EXPECT_EQ(levels[0].at("limit_msat").as_int64(), 100);
+
+  auto big = node_->submit(spec(16, 50));
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, ErrorCode::kLimitExceeded);
+  EXPECT_EQ(big.error().message,
+            "budget: max_cost_msat 50 is more than the 45 msat left of the account budget");
+  // A job without a cap gets what is left as its cap; the provider's 55 is then over it, and not charged.
+  auto uncapped = node_->submit(spec(16, 0));
+  ASSERT_TRUE(uncapped) << uncapped.error().to_string();
+  EXPECT_EQ(uncapped->spec.max_cost_msat, 45u);
+  ASSERT_TRUE(wait_for(uncapped->id, "job.failed"));
+  auto budget = node_->budget();
+  ASSERT_EQ(budget.size(), 2u);
+  EXPECT_EQ(budget[0].period, "daily");
+  EXPECT_EQ(budget[0].spent_msat, 55u);
+  EXPECT_EQ(budget[0].reserved_msat, 0u);
+  EXPECT_EQ(budget[0].remaining_msat, 45u);
+  EXPECT_EQ(budget[1].limit_msat, 0u);
+  EXPECT_EQ(budget[1].spent_msat, 55u);
+}
+
 TEST_F(NotificationsTest, AnOverBudgetChargeReportsEveryThresholdTheErrorAndTheFailure) {
   add_provider({.per_job_msat = 10, .cost_msat = 1000});
   open_node();

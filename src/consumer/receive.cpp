@@ -44,6 +44,8 @@ void NodeCore::on_announcement(const nostr::Event& event) {
   if (!started_) return;
   auto flying = in_flight_.find(key);
   if (!directory_.update(*a, flying == in_flight_.end() ? 0 : flying->second)) return;
+  heard_at_[key] = clock_.now_unix();
+  suspects_.erase(key);
   if (auto st = store_->save_provider(
           {key, a->announcement.name, nostr::to_json(event), a->created_at, a->expires_at});
       !st) {
@@ -140,7 +142,7 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
       break;
     }
     case protocol::JobStatusCode::kRunning:
-      job->timeout_at = SteadyClock::now() + options_.stall_timeout;
+      job->timeout_at = SteadyClock::now() + stall_limit(*job);
       if (job->record.state != JobState::kAssigned) return;  // running already: the deadline moved, no more
       job->accepted = true;
       set_state(*job, w, JobState::kRunning);
@@ -166,6 +168,7 @@ void NodeCore::apply_chunk(ActiveJob& job, PendingWrite& w, const protocol::JobP
   }
   job.record.output += text;
   w.change.append_output += text;
+  job.attempt_tokens = std::max(job.attempt_tokens, chunk.tokens);
   add_event(job, w, "progress", progress_data(job.record.attempt, chunk.seq, text, chunk.tokens, false));
   estimate_spending(job, w, chunk.tokens);
 }
@@ -178,8 +181,12 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobProgress& m,
     spdlog::debug("consumer: job {}: progress chunk {} again; ignored", m.job_id, m.seq);
     return;
   }
-  // Any chunk, even one that must wait for an earlier one, shows the provider is working.
-  job->timeout_at = SteadyClock::now() + options_.stall_timeout;
+  // Any chunk, even one that must wait for an earlier one, shows the provider is working; the gaps between
+  // chunks set how long a silence means a dead provider.
+  const auto now = SteadyClock::now();
+  if (job->last_progress_at) job->longest_gap = std::max(job->longest_gap, now - *job->last_progress_at);
+  job->last_progress_at = now;
+  job->timeout_at = now + stall_limit(*job);
   if (m.seq > job->progress_seq + 1) {
     if (job->early_chunks.size() < kMaxEarlyChunks) job->early_chunks.emplace(m.seq, m);
     return;
@@ -243,13 +250,21 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobResult& m, c
                               std::string_view(output).substr(r.output.size()), m.usage.output_tokens, true));
     }
     r.output = std::move(output);
-    r.usage = m.usage;
+    // A resumed attempt counted the delivered tokens as its input; for the job they are output, each
+    // counted once (the earlier attempts' progress counts), and the prompt stays the prompt.
+    protocol::Usage usage = m.usage;
+    if (job->earlier_tokens > 0) {
+      usage.input_tokens -= std::min(usage.input_tokens, job->earlier_tokens);
+      usage.output_tokens += job->earlier_tokens;
+    }
+    r.usage = usage;
     r.cost_msat = m.cost_msat;
     w.change.output = r.output;
-    w.change.usage = m.usage;
+    w.change.usage = usage;
     w.change.cost_msat = m.cost_msat;
-    add_event(*job, w, "result", result_data(attempt, provider, true, m.cost_msat, m.usage, m.finish_reason));
+    add_event(*job, w, "result", result_data(attempt, provider, true, m.cost_msat, usage, m.finish_reason));
     check_budget(*job, w, m.cost_msat, false);
+    charge_account(*job, w, m.cost_msat);
     protocol::JobReceipt receipt{r.id, attempt, m.cost_msat, event_id};
     if (auto sealed = protocol::seal(receipt, keys_, o.sender, clock_.now_unix())) {
       w.change.receipt =

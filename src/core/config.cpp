@@ -93,6 +93,10 @@ constexpr ConfigKeySpec kKeys[] = {
      false},
     {"provider.gpu_layers", ConfigType::kInt, "-1",
      "Layers the llama engine offloads to a GPU when one is present; -1: all, 0: none.", false},
+    {"provider.test_token_delay_ms", ConfigType::kInt, "0",
+     "FOR TESTS ONLY: the llama engine pauses this long after each token, so that a test can act in the "
+     "middle of a stream (the failover fault test). Timing only, never the text; 0 in production.",
+     false},
     {"provider.proxy_url", ConfigType::kString, "",
      "Base URL of the OpenAI-compatible server the proxy engine forwards to, e.g. http://127.0.0.1:8080/v1.",
      false},
@@ -120,6 +124,13 @@ constexpr ConfigKeySpec kKeys[] = {
      "How long a running job may go without progress before its provider is dropped and the job reassigned.",
      false},
     {"consumer.max_attempts", ConfigType::kInt, "3", "Providers a job is tried on before it fails.", false},
+    {"consumer.budget_daily_msat", ConfigType::kInt, "0",
+     "Account budget per UTC day, in millisatoshis; 0: none. Jobs whose max_cost_msat does not fit in what "
+     "is "
+     "left are refused (402).",
+     false},
+    {"consumer.budget_monthly_msat", ConfigType::kInt, "0",
+     "Account budget per UTC calendar month, in millisatoshis; 0: none.", false},
     {"api.listen", ConfigType::kString, "127.0.0.1:7448",
      "Address and port of the local REST and WebSocket API (loopback by default). Port 0 lets the OS pick; "
      "the URL is printed.",

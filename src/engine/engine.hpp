@@ -41,7 +41,12 @@ struct GenerateRequest {
   std::string model;
   std::string prompt;                 // a raw prompt, or
   std::vector<ChatMessage> messages;  // a conversation, rendered with the model's chat template
-  uint32_t max_tokens = 256;
+  // Output an earlier attempt already delivered (failover): the run continues after it, as if it had
+  // generated it itself, and delivers only what follows. Its tokens count toward max_tokens but not toward
+  // GenerateUsage::output_tokens (they are input of this run). How exactly each engine continues:
+  // docs/market-failover.md.
+  std::string resume_text;
+  uint32_t max_tokens = 256;  // the whole output, resume_text included
   SamplingParams sampling;
   // Run so that the same model, parameters and seed on the same build give the same text: the engine
   // pins what its ModelDescription::determinism says, at some cost in throughput.
@@ -54,8 +59,8 @@ enum class FinishReason { kStop, kLength };  // end of text or a stop sequence; 
 const char* to_string(FinishReason reason);
 
 struct GenerateUsage {
-  uint32_t input_tokens = 0;   // the prompt, after the chat template
-  uint32_t output_tokens = 0;  // tokens generated, including any that completed a stop sequence
+  uint32_t input_tokens = 0;   // the prompt, after the chat template, and the resumed text
+  uint32_t output_tokens = 0;  // tokens this run generated, including any that completed a stop sequence
   double seconds = 0;
   double first_token_seconds = 0;  // submit to first piece; 0 when there was none
   FinishReason finish_reason = FinishReason::kLength;
@@ -63,7 +68,8 @@ struct GenerateUsage {
 
 struct GenerateCallbacks {
   // Each new piece of output, in order, whole UTF-8 characters only; text that could be the start of a stop
-  // sequence is held back until it is known not to be. Runs on an engine thread; must not block for long.
+  // sequence is held back until it is known not to be. tokens_so_far counts this run's tokens only (not the
+  // resumed ones). Runs on an engine thread; must not block for long.
   std::function<void(std::string_view piece, uint32_t tokens_so_far)> on_piece;
   // Exactly once: the usage, or the error (canceled_error() after cancel() or stop(), kInvalidInput for an
   // unknown model, bad parameters or a prompt longer than the context, kIo/kInternal for an engine failure).

@@ -53,6 +53,7 @@ void check(FieldErrors& e, const JobRequest& m, bool utf8) {
   }
   check_priority(e, "priority", m.priority);
   check_non_negative(e, "deadline", m.deadline);
+  check_non_negative(e, "start_by", m.start_by);
   check_id(e, "quote_id", m.quote_id, kOptional);
   check_text(e, "resume_text", m.resume_text, kMaxOutputBytes, utf8);
 }
@@ -134,6 +135,7 @@ void write(ContentWriter& w, const JobRequest& m) {
   w.unsigned_integer("max_cost_msat", m.max_cost_msat);
   w.text("priority", m.priority);
   w.signed_integer("deadline", m.deadline);
+  if (m.start_by != 0) w.signed_integer("start_by", m.start_by);
   if (!m.quote_id.empty()) w.text("quote_id", m.quote_id);
   if (!m.resume_text.empty()) w.text("resume_text", m.resume_text);
 }
@@ -257,6 +259,7 @@ void read(FieldReader& r, JobRequest& m) {
   r.integer("max_cost_msat", m.max_cost_msat, kOptional);
   r.text("priority", m.priority, kOptional);
   r.integer("deadline", m.deadline, kOptional);
+  r.integer("start_by", m.start_by, kOptional);
   r.text("quote_id", m.quote_id, kOptional);
   r.text("resume_text", m.resume_text, kOptional);
 }

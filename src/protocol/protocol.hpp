@@ -193,7 +193,8 @@ struct JobRequest {
   bool deterministic = false;  // run as the model's announced `determinism` pins, for reproducible text
   uint64_t max_cost_msat = 0;  // 0: no cap
   std::string priority = "normal";
-  int64_t deadline = 0;     // unix seconds; 0: none
+  int64_t deadline = 0;     // finish by: unix seconds; 0: none
+  int64_t start_by = 0;     // the job must start (be accepted) by then: unix seconds; 0: none
   std::string quote_id;     // set when answering an offer
   std::string resume_text;  // on reassignment: output already delivered, to be continued, not repeated
 

@@ -462,7 +462,21 @@ TEST(Content, OptionalFieldsTakeTheirDefaults) {
   EXPECT_TRUE(m.messages.empty());
   EXPECT_FALSE(m.deterministic);
   EXPECT_EQ(m.deadline, 0);
+  EXPECT_EQ(m.start_by, 0);
   EXPECT_EQ(m.quote_id, "");
+}
+
+TEST(Content, StartByRoundTripsAndIsChecked) {
+  JobRequest m = sample_request();
+  m.start_by = kNow + 60;
+  auto r = from_content(kJobRequest, to_content(JobMessage{m}));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(std::get<JobRequest>(*r).start_by, kNow + 60);
+  auto negative = from_content(
+      kJobRequest,
+      R"({"v":1,"job_id":"j","attempt":1,"model":"m","prompt":"hi","max_tokens":5,"start_by":-1})");
+  ASSERT_FALSE(negative);
+  EXPECT_NE(negative.error().message.find("start_by"), std::string::npos) << negative.error().message;
 }
 
 TEST(Content, UnknownFieldsAreIgnored) {

@@ -110,13 +110,7 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
     return;
   }
   {
-    // resume_text: the consumer already has this much of the output from an earlier attempt, and the
-    // delivered output must continue after it. The fake engine has no way to take it as context, so the
-    // job is generated from the start and the first resume_text.size() bytes are not delivered: the fake's
-    // output is a function of the request, so those bytes are exactly resume_text. A real engine feeds
-    // resume_text as context instead. max_tokens counts the whole output, resumed part included.
     std::lock_guard stream(job->stream_mu);
-    job->resume_skip = job->request.resume_text.size();
     job->submitted_at = SteadyClock::now();
   }
   engine::GenerateRequest run;
@@ -124,6 +118,10 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   run.model = job->request.model;
   run.prompt = job->request.prompt;
   run.messages = job->request.messages;
+  // The consumer already has this output from an earlier attempt: the engine continues after it and
+  // delivers only what follows, and its usage counts only the tokens it generated (the resumed ones are
+  // input), so each token is charged once.
+  run.resume_text = job->request.resume_text;
   run.max_tokens = job->request.max_tokens;
   run.sampling = job->request.sampling;
   run.deterministic = job->request.deterministic;
@@ -195,11 +193,6 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
     }
   }
   job.tokens = tokens;
-  if (job.resume_skip > 0) {
-    const size_t drop = std::min(job.resume_skip, piece.size());
-    piece.remove_prefix(drop);
-    job.resume_skip -= drop;
-  }
   if (piece.empty()) return;
   if (job.output.size() + piece.size() > protocol::kMaxOutputBytes) {
     // The protocol's limit on one result: stop here as if max_tokens had been reached.

@@ -17,8 +17,8 @@
 //    running (at its first token), progress seq 1, 2, ... (pieces batched: at most one event per 50 ms or
 //    per 16 tokens), and one result. A cancel from the job's own consumer ends it with error_code
 //    "canceled"; cancels from anyone else are ignored.
-//  - resume_text: the delivered output continues after it (max_tokens counts the whole output, resumed
-//    part included).
+//  - resume_text: the engine continues after it (max_tokens counts the whole output, resumed part included);
+//    usage and cost count only the tokens this attempt generated (docs/market-failover.md).
 //  - Quote requests for a served model, within the cap and while there is room, get an Offer valid 30 s.
 //  - The announcement is refreshed every heartbeat (expiring after 3) and, at most once a second, when the
 //    load (busy, queued) changes.

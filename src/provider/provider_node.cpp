@@ -161,6 +161,20 @@ uint32_t NodeCore::active_jobs() const {
   return static_cast<uint32_t>(jobs_by_key_.size());
 }
 
+std::string NodeCore::start_by_problem(int64_t start_by, int64_t now) {
+  if (start_by <= now) return "the start-by time " + std::to_string(start_by) + " has passed";
+  std::lock_guard lock(mu_);
+  const uint32_t active = active_jobs();
+  if (active < options_.slots) return "";
+  // It would queue: the jobs ahead take about their share of the slots' time.
+  const uint32_t wait_ms = eta_ms(active - options_.slots + 1);
+  if (now + static_cast<int64_t>(wait_ms / 1000) > start_by) {
+    return "cannot start by " + std::to_string(start_by) + ": about " + std::to_string(wait_ms / 1000) +
+           " s of queued work ahead";
+  }
+  return "";
+}
+
 uint32_t NodeCore::eta_ms(uint32_t jobs_ahead) const {
   const double ms = average_run_ms_ * jobs_ahead / std::max<uint32_t>(1, options_.slots);
   return static_cast<uint32_t>(std::min(ms, 3.6e6));
@@ -319,6 +333,12 @@ void NodeCore::handle_request(const protocol::Opened& opened, const protocol::Jo
     reject(opened.sender, request, "deadline",
            "the deadline " + std::to_string(request.deadline) + " has passed");
     return;
+  }
+  if (request.start_by != 0) {
+    if (auto late = start_by_problem(request.start_by, now); !late.empty()) {
+      reject(opened.sender, request, "deadline", late);
+      return;
+    }
   }
   const uint32_t input_tokens = count_words(request.prompt);
   const uint64_t estimate =

@@ -393,6 +393,25 @@ TEST_F(ProviderTest, RejectsAPassedDeadline) {
   EXPECT_EQ(status->reason_code, "deadline");
 }
 
+TEST_F(ProviderTest, RejectsAJobThatCannotStartByItsStartBy) {
+  listen();
+  start_provider();
+  auto late = request("late-start", "x", 1);
+  late.start_by = clock_.now_unix() - 1;
+  send(late);
+  auto status = wait_status("late-start", protocol::JobStatusCode::kRejected);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->reason_code, "deadline");
+  EXPECT_NE(status->reason.find("start-by time"), std::string::npos) << status->reason;
+  // With a free slot and time left it runs.
+  auto soon = request("soon", "x", 1);
+  soon.start_by = clock_.now_unix() + 60;
+  send(soon);
+  auto result = wait_result("soon");
+  ASSERT_TRUE(result);
+  EXPECT_TRUE(result->ok);
+}
+
 // A relay taking 5 events a second from a connection (bursts of 10).
 class RateLimitedRelayProviderTest : public ProviderTest {
  protected:
@@ -479,6 +498,9 @@ TEST_F(ProviderTest, ContinuesAfterResumeText) {
   ASSERT_TRUE(result->ok);
   EXPECT_EQ(result->attempt, 2u);
   EXPECT_EQ(r.resume_text + result->output, engine::fake_echo_output("one two three", 12));
+  // Charged once per token: the resumed ones are input of this attempt, not its output.
+  EXPECT_EQ(result->usage.output_tokens, 7u);
+  EXPECT_EQ(result->usage.input_tokens, 3u + 5u);
 }
 
 TEST_F(ProviderTest, TheSameJobSentAgainIsNotRunTwice) {

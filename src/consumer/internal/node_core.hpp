@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "consumer/consumer.hpp"
+#include "consumer/internal/account_budget.hpp"
 #include "consumer/internal/provider_directory.hpp"
 #include "consumer/internal/watch_hub.hpp"
 #include "consumer/job_store.hpp"
@@ -56,6 +57,7 @@ struct ActiveJob {
   std::set<std::string> noted;          // notes already written, so a waiting job does not repeat them
   uint32_t input_words = 0;             // of the prompt, for price estimates
   uint32_t budget_notified = 0;         // the highest budget.threshold percent notified
+  uint64_t budget_reserved = 0;         // what it holds of the account budget (its max_cost_msat)
 
   // The current attempt.
   bool attempt_open = false;       // sent, and neither finished nor abandoned
@@ -66,6 +68,12 @@ struct ActiveJob {
   uint64_t progress_seq = 0;                               // last chunk applied in this attempt
   std::map<uint64_t, protocol::JobProgress> early_chunks;  // arrived before a chunk they follow
   std::optional<SteadyTime> timeout_at;                    // accept or stall deadline
+  // Failover (docs/market-failover.md): the gaps between this attempt's progress events set how long a
+  // streaming attempt may go quiet; earlier attempts' tokens count in the job's usage.
+  std::optional<SteadyTime> last_progress_at;
+  SteadyClock::duration longest_gap{};
+  uint32_t attempt_tokens = 0;  // this attempt's newest progress count
+  uint32_t earlier_tokens = 0;  // delivered by earlier attempts (their last progress counts)
 
   // Open quotes.
   std::string quote_id;
@@ -90,6 +98,8 @@ struct NotificationDetail {
   uint32_t threshold_percent = 0;  // budget.threshold
   uint64_t spent_msat = 0;
   bool estimated = false;
+  std::string period;  // budget.account: "daily" | "monthly"
+  uint64_t limit_msat = 0;
 };
 
 // Event ids already handled, bounded (oldest forgotten first). The database's seen_events covers restarts.
@@ -155,6 +165,7 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void unwatch_all(uint64_t handle);
   std::vector<ProviderRecord> providers();
   std::vector<ModelSummary> models();
+  std::vector<AccountBudgetStatus> budget();
 
  private:
   // ---- consumer_node.cpp ----
@@ -193,6 +204,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void check_budget(ActiveJob& job, PendingWrite& w, uint64_t spent_msat, bool estimated);
   // check_budget with the price of the output so far at the current provider's announced prices.
   void estimate_spending(ActiveJob& job, PendingWrite& w, uint32_t output_tokens);
+  // Counts a charge against the account budgets and notifies the thresholds it reached.
+  void charge_account(ActiveJob& job, PendingWrite& w, uint64_t cost_msat);
 
   // ---- dispatch.cpp; all under mu_ ----
   void dispatch(ActiveJob& job, PendingWrite& w);
@@ -210,6 +223,10 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void timer_loop();
   void check_timers();
   std::chrono::milliseconds tick() const;
+  // How long the job's current attempt may go without progress from now on (docs/market-failover.md).
+  SteadyClock::duration stall_limit(const ActiveJob& job) const;
+  // "" while the job's provider keeps heartbeating, else why it counts as gone.
+  std::string heartbeat_problem(const std::string& provider, int64_t unix_now) const;
 
   // ---- receive.cpp ----
   void on_announcement(const nostr::Event& event);
@@ -245,9 +262,16 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::unordered_map<std::string, std::string> quotes_;        // guarded by mu_; quote id -> job id
   std::set<WaitingKey> waiting_;                               // guarded by mu_
   ProviderDirectory directory_;                                // guarded by mu_
-  SeenIds seen_;                                               // guarded by mu_
-  uint64_t last_notification_id_ = 0;                          // guarded by mu_
-  std::vector<relay::SubscriptionHandle> subscriptions_;       // guarded by mu_
+  AccountBudget budget_;                                       // guarded by mu_
+  // When each provider's newest announcement arrived, on our clock (unix s): heartbeats are judged by
+  // arrival, so a provider whose clock is behind is not taken for silent.
+  std::unordered_map<std::string, int64_t> heard_at_;  // guarded by mu_
+  // Providers dropped mid-job (stalled or silent): no new jobs until their next announcement arrives, so
+  // that jobs do not queue up on a dead provider for the 3 heartbeats it takes to stop counting as alive.
+  std::set<std::string> suspects_;                        // guarded by mu_
+  SeenIds seen_;                                          // guarded by mu_
+  uint64_t last_notification_id_ = 0;                     // guarded by mu_
+  std::vector<relay::SubscriptionHandle> subscriptions_;  // guarded by mu_
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;

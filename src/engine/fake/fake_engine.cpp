@@ -157,21 +157,32 @@ class FakeEngine final : public Engine {
     return !run.canceled;
   }
 
+  // A resumed run continues after resume_text: the output is a function of the request, so the pieces it
+  // covers are passed over (without the token delay) and counted as input, and a piece it ends inside is
+  // delivered from that point on.
   void generate(Run& run) {
     const auto started = std::chrono::steady_clock::now();
     const auto words = split_words(run.request.prompt);
     GenerateUsage usage;
     usage.input_tokens = static_cast<uint32_t>(words.size());
     const uint32_t total = words.empty() ? 0 : run.request.max_tokens;
+    size_t skip = run.request.resume_text.size();
     std::string piece;
     for (uint32_t i = 0; i < total; ++i) {
+      piece.assign(words[i % words.size()]);
+      piece.push_back(' ');
+      if (skip >= piece.size()) {
+        skip -= piece.size();
+        ++usage.input_tokens;
+        continue;
+      }
       if (!wait_for_next_token(run)) {
         finish_canceled(run);
         return;
       }
-      piece.assign(words[i % words.size()]);
-      piece.push_back(' ');
-      usage.output_tokens = i + 1;
+      piece.erase(0, skip);
+      skip = 0;
+      usage.output_tokens += 1;
       if (run.callbacks.on_piece) run.callbacks.on_piece(piece, usage.output_tokens);
     }
     usage.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -86,6 +86,25 @@ TEST(FakeEngine, StreamsTheFakeEchoOutputOneWordPerToken) {
   EXPECT_EQ(run.done_calls, 1);
 }
 
+TEST(FakeEngine, AResumedRunDeliversOnlyWhatFollowsTheResumedText) {
+  auto engine = make_fake_engine({});
+  const std::string full = fake_echo_output("the quick brown fox", 7);
+  // After two whole words, and from inside the third.
+  for (size_t cut : {std::string("the quick ").size(), std::string("the quick br").size()}) {
+    RunRecord run;
+    GenerateRequest r = request("j" + std::to_string(cut), "the quick brown fox", 7);
+    r.resume_text = full.substr(0, cut);
+    ASSERT_TRUE(engine->submit(r, run.callbacks()));
+    ASSERT_TRUE(run.wait_done());
+    ASSERT_TRUE(*run.done) << run.done->error().to_string();
+    EXPECT_EQ(r.resume_text + run.output(), full);
+    // Tokens the resumed text covers are input; the one it ends inside is generated again.
+    EXPECT_EQ((*run.done)->input_tokens, 4u + 2u);
+    EXPECT_EQ((*run.done)->output_tokens, 5u);
+    EXPECT_EQ(run.counts.front(), 1u);
+  }
+}
+
 TEST(FakeEngine, EmptyPromptFinishesWithoutTokens) {
   auto engine = make_fake_engine({});
   RunRecord run;

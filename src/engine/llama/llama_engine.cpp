@@ -109,6 +109,7 @@ Result<std::unique_ptr<Engine>> make_llama_engine(const LlamaEngineOptions& opti
   ro.batch = options.batch;
   ro.flash_attn = options.flash_attn;
   ro.gpu_layers = options.gpu_layers;
+  ro.test_token_delay = options.test_token_delay;
   std::string skipped;
   for (const auto& problem : catalog->skipped)
     skipped += "; " + problem.error;

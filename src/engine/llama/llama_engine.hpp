@@ -11,6 +11,7 @@
 // not depend on the thread count either. ModelDescription::determinism states what is pinned.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -33,6 +34,8 @@ struct LlamaEngineOptions {
   uint32_t batch = 512;        // tokens per decode call (llama.cpp's n_batch and n_ubatch)
   bool flash_attn = false;     // on: faster prefill, but the text then depends on the thread count
   int gpu_layers = -1;         // layers offloaded to a GPU when one is present; -1: all
+  // FOR TESTS ONLY (provider.test_token_delay_ms): a pause after each token; timing only, never the text.
+  std::chrono::milliseconds test_token_delay{0};
 };
 
 // Scans and loads the models. Errors: kIo when the directory cannot be listed, kInvalidInput when no file in

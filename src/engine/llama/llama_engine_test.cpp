@@ -217,6 +217,62 @@ TEST_F(LlamaEngineTest, StopSequencesEndTheOutputBeforeThem) {
   EXPECT_EQ(o.done->finish_reason, FinishReason::kStop);
 }
 
+// Failover: a run resumed from any prefix of the delivered text continues it exactly (greedy, byte-level
+// vocabulary), counts the resumed tokens toward max_tokens but not as its own output.
+TEST_F(LlamaEngineTest, AResumedRunContinuesTheTextExactly) {
+  auto e = engine(options());
+  ASSERT_TRUE(e);
+  Outcome full = run(*e, request("full", prompt_, 40));
+  ASSERT_TRUE(full.done) << full.done.error().message;
+  ASSERT_EQ(full.text.size(), 40U);  // ASCII: one byte per token
+  for (size_t k : {1U, 17U, 39U}) {
+    GenerateRequest r = request("resume" + std::to_string(k), prompt_, 40);
+    r.resume_text = full.text.substr(0, k);
+    Outcome rest = run(*e, r);
+    ASSERT_TRUE(rest.done) << rest.done.error().message;
+    EXPECT_EQ(r.resume_text + rest.text, full.text) << "resumed after " << k << " bytes";
+    EXPECT_EQ(rest.done->output_tokens, 40U - k);
+    EXPECT_EQ(rest.done->input_tokens, prompt_.size() + 1 + k);
+    EXPECT_EQ(rest.done->finish_reason, FinishReason::kLength);
+  }
+  // Nothing left to generate.
+  GenerateRequest done = request("done", prompt_, 40);
+  done.resume_text = full.text;
+  Outcome none = run(*e, done);
+  ASSERT_TRUE(none.done) << none.done.error().message;
+  EXPECT_EQ(none.text, "");
+  EXPECT_EQ(none.done->output_tokens, 0U);
+
+  // Chat: the template's rendering with its generation prompt, then the resumed text.
+  GenerateRequest chat = request("chat-full", "", 30);
+  chat.messages = {{"user", "Licensed under the"}};
+  Outcome chat_full = run(*e, chat);
+  ASSERT_TRUE(chat_full.done) << chat_full.done.error().message;
+  ASSERT_GT(chat_full.text.size(), 10U);
+  chat.id = "chat-resume";
+  chat.resume_text = chat_full.text.substr(0, 10);
+  Outcome chat_rest = run(*e, chat);
+  ASSERT_TRUE(chat_rest.done) << chat_rest.done.error().message;
+  EXPECT_EQ(chat.resume_text + chat_rest.text, chat_full.text);
+}
+
+TEST_F(LlamaEngineTest, AStopSequenceAcrossTheResumePointEndsTheResumedRun) {
+  auto e = engine(options());
+  ASSERT_TRUE(e);
+  const std::string full = run(*e, request("full", prompt_, 40)).text;
+  ASSERT_EQ(full.size(), 40U);
+  const std::string stop = full.substr(20, 4);
+  if (full.find(stop) < 20) GTEST_SKIP() << "the stop sequence occurs earlier in this model's text";
+  GenerateRequest r = request("resume", prompt_, 40);
+  r.sampling.stop = {stop};
+  r.resume_text = full.substr(0, 22);  // delivered up to the middle of the stop sequence
+  Outcome o = run(*e, r);
+  ASSERT_TRUE(o.done) << o.done.error().message;
+  EXPECT_EQ(o.text, "");
+  EXPECT_EQ(o.done->finish_reason, FinishReason::kStop);
+  EXPECT_EQ(o.done->output_tokens, 2U);
+}
+
 TEST_F(LlamaEngineTest, ChatMessagesGoThroughTheModelsTemplate) {
   auto e = engine(options());
   ASSERT_TRUE(e);

@@ -139,31 +139,55 @@ Result<std::vector<llama_token>> ModelRunner::render_prompt(const GenerateReques
     text.assign(buf.data(), static_cast<size_t>(n));
     special = true;  // the template's own markers are special tokens
   }
+  auto tokens = tokenize(text, true, special);
+  if (!tokens) return tokens;
+  if (tokens->empty()) return tl::unexpected(invalid("prompt: empty after tokenization"));
+  // One position must stay free for the first generated token.
+  if (tokens->size() >= options_.context) {
+    return tl::unexpected(invalid("prompt: " + std::to_string(tokens->size()) +
+                                  " tokens does not fit model " + info_.name + "'s context of " +
+                                  std::to_string(options_.context) + " tokens per job"));
+  }
+  return tokens;
+}
+
+Result<std::vector<llama_token>> ModelRunner::tokenize(std::string_view text, bool first,
+                                                       bool special) const {
   if (text.size() > static_cast<size_t>(INT32_MAX / 2)) return tl::unexpected(invalid("prompt: too long"));
   std::vector<llama_token> tokens(text.size() + 8);
   int32_t n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                             static_cast<int32_t>(tokens.size()), true, special);
+                             static_cast<int32_t>(tokens.size()), first, special);
   if (n < 0) {
     tokens.resize(static_cast<size_t>(-n));
     n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                       static_cast<int32_t>(tokens.size()), true, special);
+                       static_cast<int32_t>(tokens.size()), first, special);
   }
   if (n < 0) return tl::unexpected(Error{ErrorCode::kInternal, "llama.cpp could not tokenize the prompt"});
   tokens.resize(static_cast<size_t>(n));
-  if (tokens.empty()) return tl::unexpected(invalid("prompt: empty after tokenization"));
-  // One position must stay free for the first generated token.
-  if (tokens.size() >= options_.context) {
-    return tl::unexpected(invalid("prompt: " + std::to_string(tokens.size()) + " tokens does not fit model " +
-                                  info_.name + "'s context of " + std::to_string(options_.context) +
-                                  " tokens per job"));
-  }
   return tokens;
 }
 
 Status ModelRunner::submit(GenerateRequest request, GenerateCallbacks callbacks) {
   auto prompt = render_prompt(request);
   if (!prompt) return tl::unexpected(prompt.error());
+  // A resumed run: the delivered text follows the prompt as if this run had generated it (plain text, no
+  // start token, no special markers). With a byte-level vocabulary these are exactly the tokens the
+  // earlier run sampled; with merges they may be split differently (docs/market-failover.md).
+  uint32_t resumed = 0;
+  if (!request.resume_text.empty()) {
+    auto more = tokenize(request.resume_text, false, false);
+    if (!more) return tl::unexpected(more.error());
+    resumed = static_cast<uint32_t>(more->size());
+    prompt->insert(prompt->end(), more->begin(), more->end());
+    if (prompt->size() >= options_.context) {
+      return tl::unexpected(invalid("resume_text: the prompt and the resumed output (" +
+                                    std::to_string(prompt->size()) + " tokens) do not fit model " +
+                                    info_.name + "'s context of " + std::to_string(options_.context) +
+                                    " tokens per job"));
+    }
+  }
   auto run = std::make_shared<Run>();
+  run->resumed = resumed;
   run->request = std::move(request);
   run->callbacks = std::move(callbacks);
   run->prompt = std::move(*prompt);
@@ -234,6 +258,7 @@ void ModelRunner::admit(Slot& slot, std::shared_ptr<Run> run) {
   for (llama_token t : run->prompt)
     llama_sampler_accept(slot.sampler, t);
   slot.filter.emplace(run->request.sampling.stop);
+  slot.filter->resume_after(run->request.resume_text);
   slot.prompt_done = 0;
   slot.pos = 0;
   slot.next = -1;
@@ -307,8 +332,8 @@ void ModelRunner::sample(Slot& slot) {
   const bool stopped = slot.filter->stopped();
   // The context bounds prompt and output together (slot.pos tokens decoded, plus the one just sampled), as
   // OpenAI's API counts them.
-  const bool at_limit =
-      slot.generated >= run.request.max_tokens || static_cast<uint32_t>(slot.pos) + 1 >= options_.context;
+  const bool at_limit = slot.generated + run.resumed >= run.request.max_tokens ||
+                        static_cast<uint32_t>(slot.pos) + 1 >= options_.context;
   std::string shown = text;
   if (!stopped && at_limit) shown += slot.filter->finish();
   if (!shown.empty()) run.callbacks.on_piece(shown, slot.generated);
@@ -319,6 +344,7 @@ void ModelRunner::sample(Slot& slot) {
     return;
   }
   slot.next = token;
+  if (options_.test_token_delay.count() > 0) std::this_thread::sleep_for(options_.test_token_delay);
 }
 
 void ModelRunner::finish(Slot& slot, Result<GenerateUsage> outcome) {
@@ -355,6 +381,15 @@ void ModelRunner::loop() {
         queue_.pop_front();
         budget_->waiting.fetch_sub(1);
         admit(s, std::move(run));
+      }
+    }
+    // A resumed run whose earlier attempts already delivered max_tokens has nothing left to generate.
+    for (Slot& s : slots_) {
+      if (s.run != nullptr && s.generated == 0 && s.run->resumed > 0 &&
+          s.run->resumed >= s.run->request.max_tokens) {
+        GenerateUsage usage;
+        usage.finish_reason = FinishReason::kLength;
+        finish(s, usage);
       }
     }
     for (Slot& s : slots_) {

@@ -28,6 +28,9 @@ struct RunnerOptions {
   uint32_t batch = 512;
   bool flash_attn = false;
   int gpu_layers = -1;
+  // FOR TESTS ONLY: a pause after each sampled token, so that a test can act in the middle of a stream
+  // (the failover fault test). Changes timing only, never the text.
+  std::chrono::milliseconds test_token_delay{0};
 };
 
 // Jobs waiting for a slot across every model of one engine, bounded by the engine's queue capacity.
@@ -39,7 +42,8 @@ struct QueueBudget {
 struct Run {
   GenerateRequest request;
   GenerateCallbacks callbacks;
-  std::vector<llama_token> prompt;
+  std::vector<llama_token> prompt;  // the rendered prompt followed by the resumed text's tokens
+  uint32_t resumed = 0;             // how many of those are the resumed text's
   std::chrono::steady_clock::time_point submitted;
   std::atomic<bool> canceled{false};
 };
@@ -76,6 +80,8 @@ class ModelRunner {
 
   ModelRunner(const GgufInfo& info, const RunnerOptions& options, QueueBudget* budget);
   Result<std::vector<llama_token>> render_prompt(const GenerateRequest& request) const;
+  // `text` as tokens; `first` adds the model's start-of-text token, `special` reads special-token markers.
+  Result<std::vector<llama_token>> tokenize(std::string_view text, bool first, bool special) const;
   void loop();
   void admit(Slot& slot, std::shared_ptr<Run> run);
   // Adds what `slot` decodes next to batch_, at most `room` tokens; returns how many it added.

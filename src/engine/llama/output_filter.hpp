@@ -18,12 +18,18 @@ class OutputFilter {
   std::string push(std::string_view bytes);
   // The end of generation: whatever is held back is shown (a partial UTF-8 character is dropped).
   std::string finish();
+  // Before the first push of a resumed run: `shown` is the output an earlier run already delivered. A stop
+  // sequence that begins in it and ends in the new tokens stops the run too (nothing more is shown).
+  void resume_after(std::string_view shown);
 
   bool stopped() const { return stopped_; }
 
  private:
   std::vector<std::string> stop_;
   std::string pending_;  // generated, not yet shown
+  // The tail of earlier shown output that a stop sequence may still begin in: only until the next text is
+  // shown, since shown text is known not to begin one.
+  std::string context_;
   bool stopped_ = false;
 };
 

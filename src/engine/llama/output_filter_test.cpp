@@ -56,6 +56,27 @@ TEST(OutputFilterTest, FinishShowsHeldTextThatNeverCompletedAStop) {
   EXPECT_EQ(f.finish(), "ST");
 }
 
+TEST(OutputFilterTest, AStopSequenceSpanningTheResumedTextStopsTheRun) {
+  OutputFilter f({"END"});
+  f.resume_after("earlier text E");
+  EXPECT_EQ(f.push("N"), "");
+  EXPECT_FALSE(f.stopped());
+  EXPECT_EQ(f.push("D more"), "");
+  EXPECT_TRUE(f.stopped());
+}
+
+TEST(OutputFilterTest, ResumedTextIsNeverShownAgainNorMatchedOnItsOwn) {
+  OutputFilter f({"END"});
+  f.resume_after("it said END");  // wholly in the shown part: the earlier run was not stopped by it
+  EXPECT_EQ(f.push("x"), "x");
+  EXPECT_FALSE(f.stopped());
+  // Once new text is shown, the resumed context no longer joins a stop sequence.
+  OutputFilter g({"ab"});
+  g.resume_after("a");
+  EXPECT_EQ(g.push("cb"), "cb");
+  EXPECT_FALSE(g.stopped());
+}
+
 TEST(CompleteUtf8PrefixTest, CountsOnlyWholeCharacters) {
   EXPECT_EQ(complete_utf8_prefix(""), 0U);
   EXPECT_EQ(complete_utf8_prefix("abc"), 3U);

@@ -138,12 +138,24 @@ Result<std::vector<ModelDescription>> parse_model_list(std::string_view body) {
 
 // The JSON body of a run's request: the OpenAI fields, then the sampler fields llama-server also takes
 // under the same names (Ollama and vLLM ignore the ones they do not know).
+//
+// A resumed run (resume_text): a text completion continues after the prompt and the resumed text, with
+// max_tokens less the resumed text's tokens as estimated by resumed_tokens(); the upstream's tokenizer is not
+// ours to call. A chat has no way to hand the upstream a half-written answer, so it is generated again from
+// the start and the first resume_text.size() bytes are not delivered (exact only when the upstream repeats
+// itself: greedy or seeded, deterministic); docs/market-failover.md.
+uint32_t resumed_tokens(const GenerateRequest& request) {
+  return static_cast<uint32_t>((request.resume_text.size() + 3) / 4);
+}
+
 std::string request_body(const GenerateRequest& request) {
   const SamplingParams& s = request.sampling;
   json::object body;
   body["model"] = request.model;
+  uint32_t max_tokens = request.max_tokens;
   if (request.messages.empty()) {
-    body["prompt"] = request.prompt;
+    body["prompt"] = request.prompt + request.resume_text;
+    max_tokens = std::max<uint32_t>(1, max_tokens - std::min(max_tokens, resumed_tokens(request)));
   } else {
     json::array messages;
     for (const ChatMessage& m : request.messages)
@@ -152,7 +164,7 @@ std::string request_body(const GenerateRequest& request) {
   }
   body["stream"] = true;
   body["stream_options"] = json::object{{"include_usage", true}};
-  body["max_tokens"] = request.max_tokens;
+  body["max_tokens"] = max_tokens;
   body["temperature"] = s.temperature;
   body["top_p"] = s.top_p;
   body["seed"] = s.seed;
@@ -258,6 +270,7 @@ struct StreamState {
   std::optional<uint32_t> input_tokens;
   std::optional<uint32_t> output_tokens;  // the upstream's own count, when it gives one
   uint32_t pieces = 0;                    // chunks with text
+  size_t skip = 0;                        // bytes still to drop: a resumed chat, generated again
   std::optional<Clock::time_point> first_piece;
 };
 
@@ -316,6 +329,12 @@ Status take_event(std::string_view data, StreamState& state, Run& run) {
     }
     state.input_tokens = prompt;
     state.output_tokens = completion;
+  }
+  if (state.skip > 0 && !text.empty()) {
+    const size_t drop = std::min(state.skip, text.size());
+    text.remove_prefix(drop);
+    state.skip -= drop;
+    if (text.empty()) return {};
   }
   if (!text.empty()) {
     ++state.pieces;
@@ -437,6 +456,7 @@ class ProxyEngine final : public Engine {
     const auto started = Clock::now();
     StreamState state;
     state.chat = !run.request.messages.empty();
+    if (state.chat) state.skip = run.request.resume_text.size();
     const std::string target = state.chat ? "/chat/completions" : "/completions";
     const std::string body = request_body(run.request);
 

@@ -510,6 +510,45 @@ TEST(ProxyEngine, ChatStreamsPiecesInOrderWithUsageAndFinishReason) {
   EXPECT_EQ(body["repeat_last_n"].to_number<int>(), 32);
 }
 
+// Failover: a text completion continues after the prompt and the resumed text; a chat is generated again
+// and the resumed bytes are not delivered (docs/market-failover.md).
+TEST(ProxyEngine, AResumedRunContinuesACompletionAndSkipsTheRepeatedStartOfAChat) {
+  FakeUpstream upstream([](Connection& c, const Request& r) {
+    c.start_stream();
+    if (r.path == "/v1/completions") {
+      c.event(text_chunk(" a"));
+      c.event(R"({"choices":[{"index":0,"text":"","finish_reason":"length"}]})");
+    } else {
+      for (std::string_view piece : {"Hel", "lo", " there"})
+        c.event(chat_chunk(piece));
+      c.event(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
+    }
+    c.end_stream();
+  });
+  auto engine = make_engine(upstream);
+  ASSERT_TRUE(engine);
+  GenerateRequest text = prompt_request("p1");
+  text.max_tokens = 40;
+  text.resume_text = " there was";  // 10 bytes: about 3 tokens
+  Outcome out;
+  ASSERT_TRUE(engine->submit(text, out.callbacks()));
+  ASSERT_TRUE(out.wait_done());
+  ASSERT_TRUE(*out.done) << out.done->error().message;
+  EXPECT_EQ(out.text(), " a");
+  json::object body = upstream.requests().at(0).json();
+  EXPECT_EQ(body["prompt"], "Once upon a time there was");
+  EXPECT_EQ(body["max_tokens"].to_number<int>(), 37);
+
+  GenerateRequest chat = chat_request("c1");
+  chat.resume_text = "Hell";
+  Outcome chat_out;
+  ASSERT_TRUE(engine->submit(chat, chat_out.callbacks()));
+  ASSERT_TRUE(chat_out.wait_done());
+  ASSERT_TRUE(*chat_out.done) << chat_out.done->error().message;
+  EXPECT_EQ(chat_out.text(), "o there");
+  EXPECT_EQ(upstream.requests().at(1).json()["max_tokens"].to_number<int>(), 16);
+}
+
 TEST(ProxyEngine, RawPromptGoesToCompletionsAndLengthIsCarried) {
   FakeUpstream upstream([](Connection& c, const Request&) {
     c.start_stream();

@@ -66,7 +66,6 @@ struct ActiveJob {
   bool started = false;       // the engine has delivered its first piece
   SteadyClock::time_point submitted_at{};  // handed to the engine
   SteadyClock::time_point started_at{};
-  size_t resume_skip = 0;  // bytes of generated output still to drop (see NodeCore::on_piece)
   bool truncated = false;  // stopped at the protocol's output limit
   std::string output;      // everything delivered so far
   std::string pending;     // delivered by the engine, not yet sent as progress
@@ -124,6 +123,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void publish(const nostr::Event& event, const char* what);
   uint32_t active_jobs() const;                // mu_ held
   uint32_t eta_ms(uint32_t jobs_ahead) const;  // mu_ held
+  // "" when a job asking to start by `start_by` (unix s) can, else why not; takes mu_.
+  std::string start_by_problem(int64_t start_by, int64_t now);
 
   const ProviderOptions options_;
   relay::RelayPool& pool_;
