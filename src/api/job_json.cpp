@@ -82,7 +82,7 @@ Status read_bool(const json::value& v, std::string_view field, bool& out) {
   return {};
 }
 
-constexpr std::array<std::string_view, 19> kSpecFields = {"model",
+constexpr std::array<std::string_view, 21> kSpecFields = {"model",
                                                           "prompt",
                                                           "messages",
                                                           "max_tokens",
@@ -100,7 +100,9 @@ constexpr std::array<std::string_view, 19> kSpecFields = {"model",
                                                           "deadline",
                                                           "provider",
                                                           "open_quotes",
-                                                          "client_request_id"};
+                                                          "client_request_id",
+                                                          "strategy",
+                                                          "model_sha256"};
 
 // A plain name is quoted so the client sees its typo; anything else is not echoed back.
 Error unknown_field(std::string_view name) {
@@ -175,6 +177,8 @@ Status read_member(std::string_view name, const json::value& v, JobSpec& spec) {
   if (name == "provider") return read_string(v, name, spec.provider);
   if (name == "open_quotes") return read_bool(v, name, spec.open_quotes);
   if (name == "client_request_id") return read_string(v, name, spec.client_request_id);
+  if (name == "strategy") return read_string(v, name, spec.strategy);
+  if (name == "model_sha256") return read_string(v, name, spec.model_sha256);
   return tl::unexpected(unknown_field(name));
 }
 
@@ -306,6 +310,8 @@ json::object job_to_json(const consumer::JobRecord& job) {
                       {"open_quotes", spec.open_quotes},
                       {"gpu_type", json_safe(spec.gpu_type)},
                       {"min_gpu_memory_mb", spec.min_gpu_memory_mb},
+                      {"model_sha256", json_safe(spec.model_sha256)},
+                      {"strategy", json_safe(spec.strategy)},
                       {"attempt", job.attempt},
                       {"output", json_safe(job.output)},
                       {"error", json_safe(job.error)},

@@ -41,12 +41,7 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     start_quote_round(job, w);
     return;
   }
-  MatchRequest request{spec.model,         job.input_words, spec.max_tokens, spec.priority,
-                       spec.max_cost_msat, &job.tried,      spec.gpu_type,   spec.min_gpu_memory_mb};
-  auto match = directory_.match(request, clock_.now_unix(), [this](const std::string& provider) {
-    auto it = in_flight_.find(provider);
-    return it == in_flight_.end() ? 0u : it->second;
-  });
+  auto match = match_now(spec, job.input_tokens, &job.tried);
   for (const auto& r : match.rejected)
     note(job, w, "passed over: " + r.reason, r.provider, r.name);
   if (match.provider) {
@@ -111,6 +106,8 @@ void NodeCore::send_to(ActiveJob& job, PendingWrite& w, const std::string& provi
   job.request_event_id = hex_encode(event->id);
   job.resume_bytes = job.record.output.size();
   job.accepted = false;
+  job.first_answer_at = 0;
+  job.first_token_at = 0;
   job.progress_seq = 0;
   job.early_chunks.clear();
   job.timeout_at = SteadyClock::now() + options_.accept_timeout;
@@ -124,6 +121,7 @@ void NodeCore::end_attempt(ActiveJob& job, PendingWrite& w, const std::string& a
                            const std::string& reason, bool cancel_at_provider) {
   if (!job.attempt_open) return;
   job.attempt_open = false;
+  record_outcome(job, attempt_state, job.record.usage.output_tokens);
   save_attempt(job, w, attempt_state, reason);
   const std::string& provider = job.record.provider;
   if (auto it = in_flight_.find(provider); it != in_flight_.end()) {

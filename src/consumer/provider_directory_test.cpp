@@ -35,10 +35,10 @@ class HardwareMatch : public ::testing::Test {
 
   Match match(std::string gpu_type, uint64_t min_memory = 0) {
     MatchRequest r;
-    r.model = "m";
-    r.max_tokens = 16;
-    r.gpu_type = std::move(gpu_type);
-    r.min_gpu_memory_mb = min_memory;
+    r.needs.model = "m";
+    r.needs.max_tokens = 16;
+    r.needs.gpu_type = std::move(gpu_type);
+    r.needs.min_gpu_memory_mb = min_memory;
     return directory_.match(r, kNow, [](const std::string&) { return 0u; });
   }
 

@@ -129,6 +129,7 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
     case protocol::JobStatusCode::kAccepted: {
       if (job->record.state != JobState::kAssigned || job->accepted) return;
       job->accepted = true;
+      if (job->first_answer_at == 0) job->first_answer_at = now_ms();
       const uint32_t ahead = std::min(m.queue_position, kMaxQueueAllowance);
       job->timeout_at = SteadyClock::now() + options_.stall_timeout * (1 + ahead);
       save_attempt(*job, w, "accepted");
@@ -187,6 +188,8 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobProgress& m,
   // Progress ids are not written to seen_events: relays do not store the ephemeral stream, so there is
   // nothing to replay after a restart, and the sequence check drops copies.
   PendingWrite w;
+  if (job->first_token_at == 0) job->first_token_at = now_ms();
+  if (job->first_answer_at == 0) job->first_answer_at = job->first_token_at;
   if (job->record.state == JobState::kAssigned) {
     job->accepted = true;
     set_state(*job, w, JobState::kRunning);
