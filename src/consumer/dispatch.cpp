@@ -108,6 +108,7 @@ void NodeCore::send_to(ActiveJob& job, PendingWrite& w, const std::string& provi
   job.accepted = false;
   job.first_answer_at = 0;
   job.first_token_at = 0;
+  job.queue_position = 0;
   job.progress_seq = 0;
   job.early_chunks.clear();
   job.timeout_at = SteadyClock::now() + options_.accept_timeout;

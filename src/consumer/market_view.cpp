@@ -233,11 +233,13 @@ Result<Estimate> NodeCore::estimate(const JobSpec& raw) {
 Result<WhyReport> NodeCore::why(const std::string& job_id) {
   std::optional<JobRecord> active;
   std::set<std::string> tried;
+  uint32_t queued_behind = 0;
   {
     std::lock_guard lock(mu_);
     if (auto it = jobs_.find(job_id); it != jobs_.end()) {
       active = it->second.record;
       tried = it->second.tried;
+      if (it->second.record.state == JobState::kAssigned) queued_behind = it->second.queue_position;
     }
   }
   // A job followed in memory is newer there than in the database (changes queued, not yet committed).
@@ -269,6 +271,14 @@ Result<WhyReport> NodeCore::why(const std::string& job_id) {
       a.verdict = market::Verdict::kChosen;
       a.reason = "the job is " + std::string(to_string(record->state)) + " there (attempt " +
                  std::to_string(record->attempt) + ")";
+      if (queued_behind != 0) {
+        a.reason += ", queued behind " + std::to_string(queued_behind) + " jobs";
+        report.suggestions.push_back(
+            (record->spec.priority == "low" ? "low priority is queued behind "
+                                            : "the job is queued behind ") +
+            std::to_string(queued_behind) + " jobs at " + label(a) +
+            (record->spec.priority == "high" ? "" : "; a higher priority goes first"));
+      }
     }
   }
   if (!is_final(record->state) && !with_provider) {

@@ -130,6 +130,7 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
       if (job->record.state != JobState::kAssigned || job->accepted) return;
       job->accepted = true;
       if (job->first_answer_at == 0) job->first_answer_at = now_ms();
+      job->queue_position = m.queue_position;
       const uint32_t ahead = std::min(m.queue_position, kMaxQueueAllowance);
       job->timeout_at = SteadyClock::now() + options_.stall_timeout * (1 + ahead);
       save_attempt(*job, w, "accepted");
