@@ -215,7 +215,7 @@ Result<provider::ProviderOptions> provider_options(const Config& config) {
   return o;
 }
 
-consumer::ConsumerOptions consumer_options(const Config& config) {
+Result<consumer::ConsumerOptions> consumer_options(const Config& config) {
   consumer::ConsumerOptions o;
   o.database = database_path(config, "consumer.database", "consumer.db");
   auto ms = [&](const char* key) {
@@ -225,6 +225,9 @@ consumer::ConsumerOptions consumer_options(const Config& config) {
   o.stall_timeout = ms("consumer.stall_timeout_ms");
   o.max_attempts = static_cast<uint32_t>(std::max<int64_t>(1, config.get_int("consumer.max_attempts")));
   o.heartbeat = std::chrono::seconds(std::max<int64_t>(1, config.get_int("node.heartbeat_seconds")));
+  auto strategy = market::parse_strategy(config.get_string("consumer.strategy"), "consumer.strategy");
+  if (!strategy) return tl::unexpected(strategy.error());
+  o.strategy = *strategy;
   return o;
 }
 
@@ -315,7 +318,9 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
                   engine->name().c_str());
     }
     if (opts.consumer) {
-      auto options = consumer_options(*config);
+      auto consumer_config = consumer_options(*config);
+      if (!consumer_config) return fail(consumer_config.error());
+      const consumer::ConsumerOptions& options = *consumer_config;
       auto node = consumer::ConsumerNode::open(options, *pool, *keys, clock);
       if (!node) return fail(with_context(node.error(), "consumer database " + options.database));
       consumer_node = std::move(*node);

@@ -360,7 +360,12 @@ json::object provider_to_json(const consumer::ProviderRecord& provider) {
                       {"capacity", json::object{{"slots", a.capacity.slots},
                                                 {"queue", a.capacity.queue},
                                                 {"busy", a.capacity.busy},
-                                                {"queued", a.capacity.queued}}}};
+                                                {"queued", a.capacity.queued}}},
+                      {"reputation", json::object{{"completed", provider.reputation.completed},
+                                                  {"failed", provider.reputation.failed},
+                                                  {"slow", provider.reputation.slow},
+                                                  {"wrong", provider.reputation.wrong},
+                                                  {"reliability", provider.reputation.reliability()}}}};
 }
 
 json::object model_to_json(const consumer::ModelSummary& model) {

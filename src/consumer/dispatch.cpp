@@ -221,10 +221,12 @@ void NodeCore::close_quote_round(ActiveJob& job, PendingWrite& w) {
                 std::to_string(cap);
     } else if (auto gone = directory_.liveness_problem(provider, now); !gone.empty()) {
       problem = "not alive: " + gone;
-    } else if (auto hardware = hardware_problem(directory_.find(provider)->announcement.hardware,
-                                                job.record.spec.gpu_type, job.record.spec.min_gpu_memory_mb);
-               !hardware.empty()) {
-      problem = "hardware: " + hardware;
+    } else if (auto unmet = market::requirement_problem(directory_.find(provider)->announcement,
+                                                        needs_of(job.record.spec, job.input_tokens), nullptr);
+               !unmet.empty()) {
+      // An offer is the provider's estimate; what it could charge at its announced prices must fit the cap
+      // too.
+      problem = unmet;
     }
     if (!problem.empty()) {
       note(job, w, "offer passed over: " + problem, provider);

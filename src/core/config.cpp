@@ -120,6 +120,10 @@ constexpr ConfigKeySpec kKeys[] = {
      "How long a running job may go without progress before its provider is dropped and the job reassigned.",
      false},
     {"consumer.max_attempts", ConfigType::kInt, "3", "Providers a job is tried on before it fails.", false},
+    {"consumer.strategy", ConfigType::kString, "balanced",
+     "How jobs that name no strategy choose among eligible providers: balanced, cheapest or fastest "
+     "(docs/market.md).",
+     false},
     {"api.listen", ConfigType::kString, "127.0.0.1:7448",
      "Address and port of the local REST and WebSocket API (loopback by default). Port 0 lets the OS pick; "
      "the URL is printed.",
