@@ -258,6 +258,28 @@ TEST_F(MarketViewTest, WhyShowsTheQueueALowPriorityJobWaitsIn) {
   EXPECT_EQ(verdict_of(w, "queued")->reason, "the job is assigned there (attempt 1), queued behind 3 jobs");
 }
 
+TEST_F(MarketViewTest, AProviderThatAnsweredBusyIsDelayedForItsRetryAfter) {
+  auto& busy = add_provider({.name = "busy", .per_job_msat = 5, .script = Script::kReject});
+  auto& spare = add_provider({.name = "spare", .per_job_msat = 50, .script = Script::kManual});
+  open_node();
+  ASSERT_TRUE(providers_alive(2));
+  auto first = node_->submit(spec());
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(busy.wait_requests(1));  // the cheaper one first; it answers busy, retry after 5 s
+  ASSERT_TRUE(spare.wait_requests(1));
+  auto second = node_->submit(spec());
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(spare.wait_requests(2));
+  EXPECT_EQ(busy.requests().size(), 1u) << "not asked again within its retry-after";
+  auto w = node_->why(second->id);
+  ASSERT_TRUE(w);
+  ASSERT_NE(verdict_of(*w, "busy"), nullptr);
+  EXPECT_EQ(verdict_of(*w, "busy")->verdict, market::Verdict::kDelayed);
+  EXPECT_TRUE(verdict_of(*w, "busy")->reason.starts_with("busy: asked to retry after "))
+      << verdict_of(*w, "busy")->reason;
+  EXPECT_EQ(verdict_of(*w, "spare")->verdict, market::Verdict::kChosen);
+}
+
 TEST_F(MarketViewTest, ReputationCountsOutcomesAndSurvivesARestart) {
   options_.stall_timeout = 300ms;
   auto& silent = add_provider({.name = "silent", .per_job_msat = 5, .script = Script::kAcceptThenSilent});

@@ -108,7 +108,11 @@ Match ProviderDirectory::match(const MatchRequest& request, int64_t now, const I
       m.assessed.push_back(std::move(as));
       continue;
     }
-    candidates.push_back({key, &a, estimated_load(entry, ours(key)), observed(key, model)});
+    uint32_t retry_after = 0;
+    if (auto busy = busy_until_.find(key); busy != busy_until_.end() && busy->second > now) {
+      retry_after = static_cast<uint32_t>(busy->second - now);
+    }
+    candidates.push_back({key, &a, estimated_load(entry, ours(key)), observed(key, model), retry_after});
   }
   market::Choice choice = market::choose(request.needs, candidates);
   if (choice.chosen) {

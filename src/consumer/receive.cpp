@@ -149,6 +149,11 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
       save_attempt(*job, w, "running");
       break;
     case protocol::JobStatusCode::kRejected: {
+      if (m.reason_code == "busy" && m.retry_after_seconds > 0) {
+        // Respect the provider's retry-after for every job, not only this one (at most an hour).
+        directory_.set_busy_until(job->record.provider,
+                                  clock_.now_unix() + std::min<uint32_t>(m.retry_after_seconds, 3600));
+      }
       std::string reason = "rejected by the provider: " + m.reason_code;
       if (!m.reason.empty()) reason += ": " + m.reason;
       reassign(*job, w, "rejected", reason, false);

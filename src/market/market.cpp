@@ -255,7 +255,10 @@ Choice choose(const JobNeeds& needs, const std::vector<Candidate>& candidates) {
       as.reason = "busy: about " + std::to_string(c.load) + " jobs for " + std::to_string(cap.slots) +
                   " slots and " + std::to_string(cap.queue) + " queue places";
     }
-    if (as.reason.empty()) {
+    if (as.reason.empty() && c.retry_after_s > 0) {
+      as.verdict = Verdict::kDelayed;
+      as.reason = "busy: asked to retry after " + std::to_string(c.retry_after_s) + " s";
+    } else if (as.reason.empty()) {
       // A provider announcing no slots says nothing about its capacity; it answers for itself.
       if (cap.slots != 0 && c.load >= cap.slots) {
         as.verdict = Verdict::kDelayed;

@@ -122,12 +122,17 @@ struct Candidate {
   const protocol::Announcement* announcement = nullptr;
   uint32_t load = 0;  // jobs running or waiting there now (estimated by the caller)
   Observed observed;
+  // Seconds the provider asked us to wait (it answered "busy" with retry_after); 0: none. Such a provider is
+  // delayed and not chosen until then.
+  uint32_t retry_after_s = 0;
 };
 
 enum class Verdict {
   kChosen,    // the job goes there
   kEligible,  // meets every requirement, ranked lower
-  kDelayed,   // meets every requirement but has no free slot: the job would queue (ranked after free ones)
+  // Meets every requirement but has no free slot, so the job would queue (ranked after free ones); or it
+  // asked to be left alone for a while (busy with retry-after; not chosen until then).
+  kDelayed,
   kRejected,  // a hard requirement failed, or it is full (slots and queue)
 };
 const char* to_string(Verdict v);

@@ -149,6 +149,20 @@ TEST(Choose, FreeSlotsFirstThenTheStrategy) {
   EXPECT_EQ(find(got, "cheap-full").reason, "busy: about 5 jobs for 1 slots and 4 queue places");
 }
 
+TEST(Choose, AProviderThatAskedToRetryLaterIsDelayedAndNotChosen) {
+  auto busy = provider("busy", 10);
+  auto other = provider("other", 500);
+  std::vector<Candidate> c{{"01", &busy, 0, {}, 5}, {"02", &other, 0, {}}};
+  auto got = choose(needs(), c);
+  ASSERT_TRUE(got.chosen);
+  EXPECT_EQ(got.assessed[*got.chosen].name, "other");
+  EXPECT_EQ(find(got, "busy").verdict, Verdict::kDelayed);
+  EXPECT_EQ(find(got, "busy").reason, "busy: asked to retry after 5 s");
+  // Alone, it is still not chosen: the job waits rather than knock again.
+  got = choose(needs(), {c[0]});
+  EXPECT_FALSE(got.chosen);
+}
+
 TEST(Choose, FastestPrefersMeasuredSpeedCheapestPrefersPrice) {
   auto slow_cheap = provider("slow-cheap", 50);
   auto fast_dear = provider("fast-dear", 200);

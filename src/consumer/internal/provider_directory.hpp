@@ -77,6 +77,8 @@ class ProviderDirectory {
   market::Reputation reputation(const std::string& provider) const;
   // The record of that provider for that model alone; null when there is none.
   const market::Observed* recorded(const std::string& provider, const std::string& model) const;
+  // The provider answered "busy" and asked not to be sent jobs before `until` (unix seconds).
+  void set_busy_until(const std::string& provider, int64_t until) { busy_until_[provider] = until; }
   void set_observed(const std::string& provider, const std::string& model, const market::Observed& o);
 
   std::vector<ProviderRecord> records(int64_t now) const;
@@ -93,6 +95,7 @@ class ProviderDirectory {
   std::chrono::seconds heartbeat_;
   std::map<std::string, Entry> providers_;                                    // by hex pubkey
   std::map<std::pair<std::string, std::string>, market::Observed> observed_;  // by (provider, model)
+  std::map<std::string, int64_t> busy_until_;                                 // by provider
 };
 
 }  // namespace infernet::consumer::internal
