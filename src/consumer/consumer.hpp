@@ -158,7 +158,7 @@ struct Estimate {
   market::Cost expected;                     // at the chosen provider: max_tokens of output, measured speed
   uint64_t min_msat = 0;                     // worst cases across every eligible provider
   uint64_t max_msat = 0;
-  size_t eligible = 0;                       // providers that meet every requirement (free or queued)
+  size_t eligible = 0;                        // providers that meet every requirement (free or queued)
   std::vector<market::Assessment> providers;  // every provider of the model, with its verdict
 };
 

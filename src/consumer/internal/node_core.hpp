@@ -67,7 +67,7 @@ struct ActiveJob {
   int64_t first_answer_at = 0;  // unix ms of the acceptance or first token of this attempt (latency)
   int64_t first_token_at = 0;   // unix ms of the first progress of this attempt (speed)
   uint32_t queue_position = 0;  // jobs ahead of it in the provider's queue, as accepted
-  uint64_t progress_seq = 0;                               // last chunk applied in this attempt
+  uint64_t progress_seq = 0;    // last chunk applied in this attempt
   std::map<uint64_t, protocol::JobProgress> early_chunks;  // arrived before a chunk they follow
   std::optional<SteadyTime> timeout_at;                    // accept or stall deadline
 
