@@ -204,6 +204,17 @@ Result<Estimate> NodeCore::estimate(const JobSpec& raw) {
   std::lock_guard lock(mu_);
   const uint32_t input_tokens = market::input_token_bound(spec->prompt, spec->messages);
   Match m = match_now(*spec, input_tokens, nullptr);
+  if (!spec->provider.empty()) {
+    // A direct job goes to its provider or nowhere; the market only says whether that one qualifies.
+    for (auto& a : m.assessed) {
+      if (a.provider != spec->provider && a.verdict != market::Verdict::kRejected) {
+        a.verdict = market::Verdict::kRejected;
+        a.reason = "the job names another provider";
+      } else if (a.provider == spec->provider && a.verdict == market::Verdict::kEligible) {
+        a.verdict = market::Verdict::kChosen;
+      }
+    }
+  }
   const market::JobNeeds needs = needs_of(*spec, input_tokens);
   Estimate e;
   e.model = spec->model;

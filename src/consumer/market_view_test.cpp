@@ -147,6 +147,15 @@ TEST_F(MarketViewTest, EstimateGivesTheChosenBreakdownAndTheRangeAcrossEligibleP
   EXPECT_EQ(c->eligible, 1u);
   EXPECT_EQ(c->max_msat, 110u);
   ASSERT_EQ(c->providers.size(), 2u);
+  // A job naming its provider is estimated there only.
+  JobSpec direct = spec();
+  direct.provider = providers_[1]->pubkey();
+  auto d = node_->estimate(direct);
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(d->chosen);
+  EXPECT_EQ(d->chosen->name, "dear");
+  EXPECT_EQ(d->eligible, 1u);
+  EXPECT_EQ(d->min_msat, 210u);
   // Nothing was stored or sent.
   EXPECT_TRUE(node_->list({})->empty());
   EXPECT_TRUE(cheap.requests().empty());
@@ -278,6 +287,19 @@ TEST_F(MarketViewTest, AProviderThatAnsweredBusyIsDelayedForItsRetryAfter) {
   EXPECT_TRUE(verdict_of(*w, "busy")->reason.starts_with("busy: asked to retry after "))
       << verdict_of(*w, "busy")->reason;
   EXPECT_EQ(verdict_of(*w, "spare")->verdict, market::Verdict::kChosen);
+}
+
+TEST_F(MarketViewTest, AResultWithMoreTokensThanAskedCountsAsWrong) {
+  auto& p = add_provider({.name = "verbose"});  // its result reports 3 output tokens
+  open_node();
+  ASSERT_TRUE(providers_alive(1));
+  JobSpec s = spec();
+  s.max_tokens = 2;
+  auto job = node_->submit(s);
+  ASSERT_TRUE(job);
+  wait_state(job->id, JobState::kCompleted);
+  EXPECT_TRUE(eventually([&] { return reputation_of(p.pubkey()).wrong == 1; }));
+  EXPECT_EQ(reputation_of(p.pubkey()).completed, 0u);
 }
 
 TEST_F(MarketViewTest, ReputationCountsOutcomesAndSurvivesARestart) {
