@@ -1,5 +1,5 @@
-// infernet submit|status|watch|cancel|jobs|providers|models: the consumer's commands, each a client of the
-// local node's REST and WebSocket API (docs/api.md) at --api or config api.url.
+// infernet submit|estimate|why|status|watch|cancel|jobs|providers|models: the consumer's commands, each a
+// client of the local node's REST and WebSocket API (docs/api.md) at --api or config api.url.
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +26,9 @@ namespace infernet::cli {
 // watch --all (cmd_notify.cpp).
 int watch_notifications(const std::string& api, const std::string& api_key, const std::string& types,
                         bool json_lines);
+// The answers of POST /api/v1/estimate and GET /api/v1/jobs/{id}/why as text (cmd_market.cpp).
+void print_estimate(const boost::json::value& estimate);
+void print_why(const boost::json::value& why);
 
 namespace {
 
@@ -56,6 +59,8 @@ struct JobCommandOptions {
   std::string provider;
   bool open_quotes = false;
   std::string request_id;
+  std::string strategy;
+  std::string model_sha256;
   bool watch = false;
   // Set once the options exist, to tell a given flag from its default.
   CLI::Option* prompt_flag = nullptr;
@@ -428,15 +433,14 @@ int watch_job(const std::string& api, const std::string& job_id) {
 
 // ---- the commands ----
 
-int run_submit(const CommandContext& ctx, const JobCommandOptions& o) {
-  auto api = api_url(ctx, o);
-  if (!api) return fail(api.error());
+// The body of POST /api/v1/jobs (and /estimate) from submit's flags; the prompt from stdin when not given.
+Result<json::object> job_body(const JobCommandOptions& o) {
   std::string prompt = o.prompt;
   if (o.prompt_flag->count() == 0) {
     if (isatty(STDIN_FILENO) != 0)
       std::fprintf(stderr, "infernet: reading the prompt from stdin (end with Ctrl-D)\n");
     auto in = read_stdin();
-    if (!in) return fail(in.error());
+    if (!in) return tl::unexpected(in.error());
     prompt = std::move(*in);
     // `echo text | infernet submit` should not send echo's newline as part of the prompt.
     if (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
@@ -469,8 +473,46 @@ int run_submit(const CommandContext& ctx, const JobCommandOptions& o) {
   if (!o.provider.empty()) body["provider"] = o.provider;
   if (o.open_quotes) body["open_quotes"] = true;
   if (!o.request_id.empty()) body["client_request_id"] = o.request_id;
+  if (!o.strategy.empty()) body["strategy"] = o.strategy;
+  if (!o.model_sha256.empty()) body["model_sha256"] = o.model_sha256;
+  return body;
+}
 
-  auto job = call_api(*api, "POST", "/api/v1/jobs", json::serialize(body));
+int run_estimate(const CommandContext& ctx, const JobCommandOptions& o) {
+  auto api = api_url(ctx, o);
+  if (!api) return fail(api.error());
+  auto body = job_body(o);
+  if (!body) return fail(body.error());
+  auto estimate = call_api(*api, "POST", "/api/v1/estimate", json::serialize(*body));
+  if (!estimate) return kExitFailure;
+  if (o.json) {
+    print_json(*estimate);
+  } else {
+    print_estimate(*estimate);
+  }
+  return 0;
+}
+
+int run_why(const CommandContext& ctx, const JobCommandOptions& o) {
+  if (auto st = check_job_id(o.job); !st) return fail(st.error());
+  auto api = api_url(ctx, o);
+  if (!api) return fail(api.error());
+  auto why = call_api(*api, "GET", "/api/v1/jobs/" + o.job + "/why", "");
+  if (!why) return kExitFailure;
+  if (o.json) {
+    print_json(*why);
+  } else {
+    print_why(*why);
+  }
+  return 0;
+}
+
+int run_submit(const CommandContext& ctx, const JobCommandOptions& o) {
+  auto api = api_url(ctx, o);
+  if (!api) return fail(api.error());
+  auto body = job_body(o);
+  if (!body) return fail(body.error());
+  auto job = call_api(*api, "POST", "/api/v1/jobs", json::serialize(*body));
   if (!job) return kExitFailure;
   std::string id = str(*job, "id");
   if (!o.watch) {
@@ -669,8 +711,47 @@ int run_models(const CommandContext& ctx, const JobCommandOptions& o) {
 
 }  // namespace
 
+// The flags of a job's spec, shared by submit and estimate (each with its own options, so a flag's count()
+// is that command's).
+void add_spec_options(CLI::App* cmd, JobCommandOptions& o) {
+  cmd->add_option("--api", o.api, "URL of the node's API (config api.url, default http://127.0.0.1:7448)");
+  cmd->add_option("--model", o.model, "Model name, e.g. tinyllama-q4 (see `infernet models`)")->required();
+  o.prompt_flag = cmd->add_option("--prompt", o.prompt, "The prompt (default: read from stdin)");
+  o.max_tokens_flag = cmd->add_option("--max-tokens", o.max_tokens, "Most output tokens (default 256)");
+  o.temperature_flag = cmd->add_option("--temperature", o.temperature, "Sampling temperature, 0 to 2");
+  o.seed_flag = cmd->add_option("--seed", o.seed, "Sampling seed");
+  o.top_k_flag = cmd->add_option("--top-k", o.top_k, "Sample from the k most likely tokens (0: off)");
+  o.top_p_flag = cmd->add_option("--top-p", o.top_p, "Nucleus sampling, above 0 up to 1 (1: off)");
+  o.min_p_flag = cmd->add_option("--min-p", o.min_p, "Drop tokens below this share of the best (0: off)");
+  o.repeat_penalty_flag =
+      cmd->add_option("--repeat-penalty", o.repeat_penalty, "Penalize recent tokens, up to 4 (1: off)");
+  o.repeat_last_n_flag =
+      cmd->add_option("--repeat-last-n", o.repeat_last_n, "How many recent tokens the penalty sees");
+  cmd->add_option("--stop", o.stop, "End the output before this text (repeat for up to 4)");
+  cmd->add_flag("--deterministic", o.deterministic,
+                "Ask for reproducible text: the same seed and parameters give the same output");
+  cmd->add_flag("--chat", o.chat, "Send the prompt as a user message through the model's chat template");
+  cmd->add_option("--system", o.system, "A system message to go before the prompt (implies --chat)");
+  o.max_cost_flag =
+      cmd->add_option("--max-cost-msat", o.max_cost_msat, "Budget cap in millisatoshis (default: none)");
+  cmd->add_option("--priority", o.priority, "low, normal or high (default normal)");
+  cmd->add_option("--start-by", o.start_by, "Unix seconds: expire the job if no provider has accepted it by then");
+  cmd->add_option("--finish-by", o.finish_by,
+                  "Unix seconds: expire the job if it has not finished by then (the API's deadline)");
+  cmd->add_option("--provider", o.provider, "Send only to this provider (npub or hex)");
+  cmd->add_flag("--open-quotes", o.open_quotes,
+                "Ask every provider of the model for an offer, take the best");
+  cmd->add_option("--strategy", o.strategy,
+                  "How to choose among eligible providers: balanced, cheapest or fastest (default: config "
+                  "consumer.strategy)");
+  cmd->add_option("--model-sha256", o.model_sha256, "Only providers serving the model file with this sha256");
+  cmd->add_option("--request-id", o.request_id,
+                  "Your id for this request: submitting it again returns the same job instead of a new one");
+}
+
 void add_job_commands(CLI::App& app, CommandContext& ctx) {
   static JobCommandOptions opts;
+  static JobCommandOptions estimate_opts;
   auto add_api = [](CLI::App* cmd) {
     cmd->add_option("--api", opts.api,
                     "URL of the node's API (config api.url, default http://127.0.0.1:7448)");
@@ -681,47 +762,25 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   auto* submit = app.add_subcommand(
       "submit",
       "Submit an inference job to the local consumer node; prints its id (with --watch, its output)");
-  add_api(submit);
-  submit->add_option("--model", opts.model, "Model name, e.g. tinyllama-q4 (see `infernet models`)")
-      ->required();
-  opts.prompt_flag = submit->add_option("--prompt", opts.prompt, "The prompt (default: read from stdin)");
-  opts.max_tokens_flag =
-      submit->add_option("--max-tokens", opts.max_tokens, "Most output tokens (default 256)");
-  opts.temperature_flag =
-      submit->add_option("--temperature", opts.temperature, "Sampling temperature, 0 to 2");
-  opts.seed_flag = submit->add_option("--seed", opts.seed, "Sampling seed");
-  opts.top_k_flag =
-      submit->add_option("--top-k", opts.top_k, "Sample from the k most likely tokens (0: off)");
-  opts.top_p_flag = submit->add_option("--top-p", opts.top_p, "Nucleus sampling, above 0 up to 1 (1: off)");
-  opts.min_p_flag =
-      submit->add_option("--min-p", opts.min_p, "Drop tokens below this share of the best (0: off)");
-  opts.repeat_penalty_flag =
-      submit->add_option("--repeat-penalty", opts.repeat_penalty, "Penalize recent tokens, up to 4 (1: off)");
-  opts.repeat_last_n_flag =
-      submit->add_option("--repeat-last-n", opts.repeat_last_n, "How many recent tokens the penalty sees");
-  submit->add_option("--stop", opts.stop, "End the output before this text (repeat for up to 4)");
-  submit->add_flag("--deterministic", opts.deterministic,
-                   "Ask for reproducible text: the same seed and parameters give the same output");
-  submit->add_flag("--chat", opts.chat,
-                   "Send the prompt as a user message through the model's chat template");
-  submit->add_option("--system", opts.system, "A system message to go before the prompt (implies --chat)");
-  opts.max_cost_flag = submit->add_option("--max-cost-msat", opts.max_cost_msat,
-                                          "Budget cap in millisatoshis (default: none)");
-  submit->add_option("--priority", opts.priority, "low, normal or high (default normal)");
-  submit->add_option("--start-by", opts.start_by,
-                     "Unix seconds: expire the job if no provider has accepted it by then");
-  submit->add_option("--finish-by", opts.finish_by,
-                     "Unix seconds: expire the job if it has not finished by then (the API's deadline)");
-  submit->add_option("--provider", opts.provider, "Send only to this provider (npub or hex)");
-  submit->add_flag("--open-quotes", opts.open_quotes,
-                   "Ask every provider of the model for an offer, take the best");
-  submit->add_option(
-      "--request-id", opts.request_id,
-      "Your id for this request: submitting it again returns the same job instead of a new one");
+  add_spec_options(submit, opts);
   submit->add_flag("--watch", opts.watch,
                    "Stream the output to stdout until the job ends; exit 0 if it completed, 1 otherwise");
   add_json(submit, "Print the job as JSON instead of its id");
   submit->callback([&ctx] { ctx.exit_code = run_submit(ctx, opts); });
+
+  auto* estimate = app.add_subcommand(
+      "estimate",
+      "What a job would cost, before submitting it: the chosen provider's breakdown and the range");
+  add_spec_options(estimate, estimate_opts);
+  estimate->add_flag("--json", estimate_opts.json, "Print the API's JSON answer");
+  estimate->callback([&ctx] { ctx.exit_code = run_estimate(ctx, estimate_opts); });
+
+  auto* why = app.add_subcommand(
+      "why", "Why a job is where it is: every provider considered, its verdict, and suggestions");
+  add_api(why);
+  add_job(why);
+  add_json(why, "Print the API's JSON answer");
+  why->callback([&ctx] { ctx.exit_code = run_why(ctx, opts); });
 
   auto* status = app.add_subcommand("status", "Show a job: state, provider, usage, cost, output");
   add_api(status);

@@ -217,7 +217,7 @@ Result<provider::ProviderOptions> provider_options(const Config& config) {
   return o;
 }
 
-consumer::ConsumerOptions consumer_options(const Config& config) {
+Result<consumer::ConsumerOptions> consumer_options(const Config& config) {
   consumer::ConsumerOptions o;
   o.database = database_path(config, "consumer.database", "consumer.db");
   auto ms = [&](const char* key) {
@@ -231,6 +231,9 @@ consumer::ConsumerOptions consumer_options(const Config& config) {
       static_cast<uint64_t>(std::max<int64_t>(0, config.get_int("consumer.budget_daily_msat")));
   o.budget_monthly_msat =
       static_cast<uint64_t>(std::max<int64_t>(0, config.get_int("consumer.budget_monthly_msat")));
+  auto strategy = market::parse_strategy(config.get_string("consumer.strategy"), "consumer.strategy");
+  if (!strategy) return tl::unexpected(strategy.error());
+  o.strategy = *strategy;
   return o;
 }
 
@@ -321,7 +324,9 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
                   engine->name().c_str());
     }
     if (opts.consumer) {
-      auto options = consumer_options(*config);
+      auto consumer_config = consumer_options(*config);
+      if (!consumer_config) return fail(consumer_config.error());
+      const consumer::ConsumerOptions& options = *consumer_config;
       auto node = consumer::ConsumerNode::open(options, *pool, *keys, clock);
       if (!node) return fail(with_context(node.error(), "consumer database " + options.database));
       consumer_node = std::move(*node);

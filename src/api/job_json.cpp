@@ -82,7 +82,7 @@ Status read_bool(const json::value& v, std::string_view field, bool& out) {
   return {};
 }
 
-constexpr std::array<std::string_view, 21> kSpecFields = {
+constexpr std::array<std::string_view, 23> kSpecFields = {
     "model",
     "prompt",
     "messages",
@@ -104,6 +104,8 @@ constexpr std::array<std::string_view, 21> kSpecFields = {
     "client_request_id",
     "finish_by",
     "start_by",
+    "strategy",
+    "model_sha256",
 };
 
 // A plain name is quoted so the client sees its typo; anything else is not echoed back.
@@ -191,6 +193,8 @@ Status read_member(std::string_view name, const json::value& v, JobSpec& spec) {
   if (name == "provider") return read_string(v, name, spec.provider);
   if (name == "open_quotes") return read_bool(v, name, spec.open_quotes);
   if (name == "client_request_id") return read_string(v, name, spec.client_request_id);
+  if (name == "strategy") return read_string(v, name, spec.strategy);
+  if (name == "model_sha256") return read_string(v, name, spec.model_sha256);
   return tl::unexpected(unknown_field(name));
 }
 
@@ -324,6 +328,8 @@ json::object job_to_json(const consumer::JobRecord& job) {
                       {"open_quotes", spec.open_quotes},
                       {"gpu_type", json_safe(spec.gpu_type)},
                       {"min_gpu_memory_mb", spec.min_gpu_memory_mb},
+                      {"model_sha256", json_safe(spec.model_sha256)},
+                      {"strategy", json_safe(spec.strategy)},
                       {"attempt", job.attempt},
                       {"output", json_safe(job.output)},
                       {"error", json_safe(job.error)},
@@ -372,7 +378,12 @@ json::object provider_to_json(const consumer::ProviderRecord& provider) {
                       {"capacity", json::object{{"slots", a.capacity.slots},
                                                 {"queue", a.capacity.queue},
                                                 {"busy", a.capacity.busy},
-                                                {"queued", a.capacity.queued}}}};
+                                                {"queued", a.capacity.queued}}},
+                      {"reputation", json::object{{"completed", provider.reputation.completed},
+                                                  {"failed", provider.reputation.failed},
+                                                  {"slow", provider.reputation.slow},
+                                                  {"wrong", provider.reputation.wrong},
+                                                  {"reliability", provider.reputation.reliability()}}}};
 }
 
 json::object model_to_json(const consumer::ModelSummary& model) {

@@ -8,6 +8,16 @@
 namespace infernet::api {
 namespace {
 
+TEST(JobJson, TakesTheMarketsFields) {
+  auto spec = parse_job_spec(R"({"model":"m","prompt":"p","strategy":"fastest","model_sha256":"ab"})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->strategy, "fastest");
+  EXPECT_EQ(spec->model_sha256, "ab");
+  auto bad = parse_job_spec(R"({"model":"m","strategy":3})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("strategy"), std::string::npos) << bad.error().message;
+}
+
 TEST(JobJson, ParsesEveryFieldOfASpec) {
   auto spec = parse_job_spec(
       R"({"model":"m","prompt":"p","max_tokens":9,"temperature":1,"seed":18446744073709551615,)"

@@ -198,7 +198,7 @@ TEST_F(OpenAiTest, OpenAisClientShapesAndInfernetsKnobsReachTheJob) {
     "model": "tiny", "max_completion_tokens": 9, "temperature": 0.5, "top_p": 0.9, "seed": 7, "stop": ["\n"],
     "n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": false, "user": "u1", "stream": true,
     "stream_options": {"include_usage": true}, "response_format": {"type": "text"},
-    "max_cost_msat": 5000, "priority": "high", "top_k": 40, "deterministic": true,
+    "max_cost_msat": 5000, "priority": "high", "top_k": 40, "deterministic": true, "strategy": "cheapest",
     "start_by": 1900000000, "finish_by": 1900000600,
     "messages": [{"role": "developer", "content": "Be brief."},
                  {"role": "user", "name": "ann", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]}]
@@ -213,6 +213,7 @@ TEST_F(OpenAiTest, OpenAisClientShapesAndInfernetsKnobsReachTheJob) {
   EXPECT_DOUBLE_EQ(spec.sampling.top_p, 0.9);
   EXPECT_EQ(spec.sampling.seed, 7u);
   EXPECT_EQ(spec.sampling.top_k, 40u);
+  EXPECT_EQ(spec.strategy, "cheapest");
   EXPECT_EQ(spec.sampling.stop, std::vector<std::string>{"\n"});
   EXPECT_EQ(spec.max_cost_msat, 5000u);
   EXPECT_EQ(spec.priority, "high");

@@ -13,6 +13,7 @@
 #include "api/job_json.hpp"
 #include "api/job_request.hpp"
 #include "api/market.hpp"
+#include "api/market_routes.hpp"
 #include "api/notification_api.hpp"
 #include "api/openapi.hpp"
 #include "api/query.hpp"
@@ -190,7 +191,8 @@ net::HttpResponse route_job(ConsumerNode& consumer, const net::HttpRequest& requ
   size_t slash = rest.find('/');
   std::string id(rest.substr(0, slash));
   std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-  if (action != "" && action != "cancel" && action != "events" && action != "result" && action != "stream") {
+  if (action != "" && action != "cancel" && action != "events" && action != "result" && action != "stream" &&
+      action != "why") {
     return endpoint_not_found(request);
   }
   if (auto st = check_job_id(id); !st) return invalid(st.error());
@@ -215,6 +217,10 @@ net::HttpResponse route_job(ConsumerNode& consumer, const net::HttpRequest& requ
   if (action == "result") {
     if (method != "GET") return method_not_allowed(request, "GET");
     return job_result(consumer, id);
+  }
+  if (action == "why") {
+    if (method != "GET") return method_not_allowed(request, "GET");
+    return why_job(consumer, id);
   }
   // "stream": only WebSocket upgrades reach the stream; a plain request is told how to connect.
   auto response =
@@ -267,6 +273,10 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
     return method_not_allowed(request, "GET, POST");
   }
   if (rest.substr(0, 5) == "jobs/") return route_job(consumer, request, rest.substr(5));
+  if (rest == "estimate") {
+    if (method != "POST") return method_not_allowed(request, "POST");
+    return estimate_job(consumer, options, request);
+  }
   if (auto response =
           route_notification_request(consumer, options.webhooks, options.max_body_bytes, request, rest)) {
     return std::move(*response);

@@ -20,6 +20,7 @@
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
+#include "market/market.hpp"
 #include "nostr/keys.hpp"
 #include "protocol/protocol.hpp"
 #include "relay/relay_pool.hpp"
@@ -52,6 +53,11 @@ struct JobSpec {
   // name matches gpu_type, or "cpu" for a provider without GPUs; "" for any. At most 64 bytes.
   std::string gpu_type;
   uint64_t min_gpu_memory_mb = 0;  // a GPU with at least this much memory; 0: no minimum
+  // The model file a provider must serve (hex sha256, as announced); "" for any file of that name.
+  std::string model_sha256;
+  // How to rank eligible providers: "balanced", "cheapest", "fastest"; "" for the node's default
+  // (ConsumerOptions::strategy, config consumer.strategy). docs/market.md.
+  std::string strategy;
   // Diagnostics recorded as the job's first `note` events (e.g. input keys the API ignored). Not stored in
   // the spec; at most 32 of at most 1024 bytes each.
   std::vector<std::string> notes;
@@ -148,6 +154,7 @@ struct ProviderRecord {
   int64_t expires_at = 0;
   bool alive = false;  // announced recently enough to be given jobs
   protocol::Announcement announcement;
+  market::Reputation reputation;  // this consumer's record of its outcomes, over every model
 };
 
 struct ModelSummary {
@@ -166,6 +173,34 @@ struct AccountBudgetStatus {
   int64_t resets_at = 0;        // unix seconds: the start of the next UTC day / month
 };
 
+// What a job would cost before it is submitted (docs/market.md, "Estimates").
+struct Estimate {
+  std::string model;
+  std::string strategy;  // the strategy that chose
+  uint32_t input_tokens = 0;
+  // How input_tokens was counted: "bound" (market::input_token_bound: the consumer has no tokenizer).
+  std::string input_tokens_source = "bound";
+  uint32_t max_tokens = 0;
+  std::string priority;
+  std::optional<market::Assessment> chosen;  // the provider the job would go to now, with its worst case
+  market::Cost expected;                     // at the chosen provider: max_tokens of output, measured speed
+  uint64_t min_msat = 0;                     // worst cases across every eligible provider
+  uint64_t max_msat = 0;
+  size_t eligible = 0;                        // providers that meet every requirement (free or queued)
+  std::vector<market::Assessment> providers;  // every provider of the model, with its verdict
+};
+
+// Why a job is where it is (docs/market.md, "Why"): every provider of its model as the market sees it now,
+// with its verdict, and suggestions computed from the announcements.
+struct WhyReport {
+  std::string job_id;
+  JobState state = JobState::kSubmitted;
+  std::string provider;  // the current or last provider (hex), "" before assignment
+  std::string error;     // why it failed, expired or was canceled
+  std::vector<market::Assessment> providers;
+  std::vector<std::string> suggestions;
+};
+
 struct ConsumerOptions {
   std::string database;  // SQLite file (created with its schema when missing)
   std::chrono::milliseconds accept_timeout{5000};
@@ -175,6 +210,7 @@ struct ConsumerOptions {
   std::chrono::milliseconds quote_window{500};  // open quotes: how long offers are collected
   uint64_t budget_daily_msat = 0;               // account budgets; 0: none (docs/market-failover.md)
   uint64_t budget_monthly_msat = 0;
+  market::Strategy strategy = market::Strategy::kBalanced;  // for jobs that do not name one
 };
 
 class ConsumerNode {
@@ -218,6 +254,18 @@ class ConsumerNode {
   virtual std::vector<ModelSummary> models() = 0;
   // The account budgets, daily then monthly.
   virtual std::vector<AccountBudgetStatus> budget() { return {}; }
+
+  // The cost of `spec` as if submitted now; nothing is stored or sent. Errors: kInvalidInput naming the
+  // field (the checks of submit()). Test doubles that do not model the market answer kUnsupported.
+  virtual Result<Estimate> estimate(const JobSpec& spec) {
+    (void)spec;
+    return tl::unexpected(Error{ErrorCode::kUnsupported, "estimate: not supported by this node"});
+  }
+  // Why job `job_id` is where it is. Errors: kNotFound; kIo. Test doubles answer kUnsupported.
+  virtual Result<WhyReport> why(const std::string& job_id) {
+    (void)job_id;
+    return tl::unexpected(Error{ErrorCode::kUnsupported, "why: not supported by this node"});
+  }
 };
 
 }  // namespace infernet::consumer

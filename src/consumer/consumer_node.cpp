@@ -257,6 +257,7 @@ Status NodeCore::load() {
     }
     budget_.load(*today, *month, now);
   }
+  if (auto st = load_reputations(); !st) return st;
   auto unfinished = store_->unfinished();
   if (!unfinished) return tl::unexpected(with_context(unfinished.error(), "loading unfinished jobs"));
   int64_t oldest_s = clock_.now_unix();
@@ -324,6 +325,7 @@ Result<ActiveJob> NodeCore::load_job(JobRecord record) {
   if (!budget) return tl::unexpected(budget.error());
   job.budget_notified = *budget;
   job.input_words = count_words(record.spec.prompt);
+  job.input_tokens = market::input_token_bound(record.spec.prompt, record.spec.messages);
   job.record = std::move(record);
   return job;
 }
@@ -405,6 +407,7 @@ Result<JobRecord> NodeCore::submit(const JobSpec& raw) {
     r.created_at = now_ms();
     r.updated_at = r.created_at;
     job.input_words = count_words(r.spec.prompt);
+    job.input_tokens = market::input_token_bound(r.spec.prompt, r.spec.messages);
     job.inserted = inserted;
     if (!crid.empty()) by_client_id_[crid] = id;
     snapshot = r;
@@ -665,6 +668,8 @@ class ConsumerNodeImpl final : public ConsumerNode {
   std::vector<ProviderRecord> providers() override { return core_->providers(); }
   std::vector<ModelSummary> models() override { return core_->models(); }
   std::vector<AccountBudgetStatus> budget() override { return core_->budget(); }
+  Result<Estimate> estimate(const JobSpec& spec) override { return core_->estimate(spec); }
+  Result<WhyReport> why(const std::string& job_id) override { return core_->why(job_id); }
 
  private:
   std::shared_ptr<internal::NodeCore> core_;

@@ -624,7 +624,7 @@ TEST_F(ConsumerNodeTest, AProviderOverTheBudgetIsPassedOverWithAReason) {
   ASSERT_TRUE(eventually([&] {
     for (const auto& e : events_of(job->id)) {
       if (e.type == "note" && field(e.data, "provider") == dear.pubkey() &&
-          field(e.data, "message") == "passed over: estimated price 500 msat exceeds max_cost_msat 100") {
+          field(e.data, "message") == "passed over: worst-case price 500 msat exceeds max_cost_msat 100") {
         return true;
       }
     }

@@ -55,12 +55,7 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     excluded.insert(suspects_.begin(), suspects_.end());
     tried = &excluded;
   }
-  MatchRequest request{spec.model,         job.input_words, spec.max_tokens, spec.priority,
-                       spec.max_cost_msat, tried,           spec.gpu_type,   spec.min_gpu_memory_mb};
-  auto match = directory_.match(request, clock_.now_unix(), [this](const std::string& provider) {
-    auto it = in_flight_.find(provider);
-    return it == in_flight_.end() ? 0u : it->second;
-  });
+  auto match = match_now(spec, job.input_tokens, tried);
   for (const auto& r : match.rejected) {
     const bool suspect = job.tried.count(r.provider) == 0 && suspects_.count(r.provider) != 0;
     note(job, w,
@@ -131,6 +126,9 @@ void NodeCore::send_to(ActiveJob& job, PendingWrite& w, const std::string& provi
   job.request_event_id = hex_encode(event->id);
   job.resume_bytes = job.record.output.size();
   job.accepted = false;
+  job.first_answer_at = 0;
+  job.first_token_at = 0;
+  job.queue_position = 0;
   job.progress_seq = 0;
   job.early_chunks.clear();
   job.timeout_at = SteadyClock::now() + options_.accept_timeout;
@@ -147,6 +145,7 @@ void NodeCore::end_attempt(ActiveJob& job, PendingWrite& w, const std::string& a
                            const std::string& reason, bool cancel_at_provider) {
   if (!job.attempt_open) return;
   job.attempt_open = false;
+  record_outcome(job, attempt_state, job.record.usage.output_tokens);
   save_attempt(job, w, attempt_state, reason);
   const std::string& provider = job.record.provider;
   if (auto it = in_flight_.find(provider); it != in_flight_.end()) {
@@ -248,10 +247,12 @@ void NodeCore::close_quote_round(ActiveJob& job, PendingWrite& w) {
                 std::to_string(cap);
     } else if (auto gone = directory_.liveness_problem(provider, now); !gone.empty()) {
       problem = "not alive: " + gone;
-    } else if (auto hardware = hardware_problem(directory_.find(provider)->announcement.hardware,
-                                                job.record.spec.gpu_type, job.record.spec.min_gpu_memory_mb);
-               !hardware.empty()) {
-      problem = "hardware: " + hardware;
+    } else if (auto unmet = market::requirement_problem(directory_.find(provider)->announcement,
+                                                        needs_of(job.record.spec, job.input_tokens), nullptr);
+               !unmet.empty()) {
+      // An offer is the provider's estimate; what it could charge at its announced prices must fit the cap
+      // too.
+      problem = unmet;
     }
     if (!problem.empty()) {
       note(job, w, "offer passed over: " + problem, provider);

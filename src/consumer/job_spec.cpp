@@ -57,8 +57,7 @@ Status check_hardware(const JobSpec& spec) {
 }  // namespace
 
 bool is_cpu_only(std::string_view gpu_type) {
-  return gpu_type.size() == 3 && (gpu_type[0] | 0x20) == 'c' && (gpu_type[1] | 0x20) == 'p' &&
-         (gpu_type[2] | 0x20) == 'u';
+  return market::is_cpu_only(gpu_type);
 }
 
 Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
@@ -93,6 +92,15 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
     return tl::unexpected(invalid("priority: must be low, normal or high (medium is normal)"));
   }
   if (auto st = check_hardware(spec); !st) return tl::unexpected(st.error());
+  if (!spec.strategy.empty()) {
+    if (auto st = market::parse_strategy(spec.strategy); !st) return tl::unexpected(st.error());
+  }
+  if (!spec.model_sha256.empty()) {
+    bool hex = spec.model_sha256.size() == 64;
+    for (char c : spec.model_sha256)
+      hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
+    if (!hex) return tl::unexpected(invalid("model_sha256: must be 64 hex digits"));
+  }
   if (spec.notes.size() > kMaxNotes)
     return tl::unexpected(invalid("notes: at most " + std::to_string(kMaxNotes)));
   for (const auto& n : spec.notes) {

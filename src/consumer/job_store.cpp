@@ -157,6 +157,8 @@ std::string spec_to_json(const JobSpec& spec) {
   o["open_quotes"] = spec.open_quotes;
   if (!spec.gpu_type.empty()) o["gpu_type"] = spec.gpu_type;
   if (spec.min_gpu_memory_mb != 0) o["min_gpu_memory_mb"] = spec.min_gpu_memory_mb;
+  if (!spec.model_sha256.empty()) o["model_sha256"] = spec.model_sha256;
+  if (!spec.strategy.empty()) o["strategy"] = spec.strategy;
   return boost::json::serialize(o);
 }
 
@@ -186,7 +188,8 @@ Result<JobSpec> spec_from_json(std::string_view json) {
   for (auto [key, field] :
        {std::pair{"client_request_id", &spec.client_request_id}, std::pair{"model", &spec.model},
         std::pair{"prompt", &spec.prompt}, std::pair{"priority", &spec.priority},
-        std::pair{"provider", &spec.provider}, std::pair{"gpu_type", &spec.gpu_type}}) {
+        std::pair{"provider", &spec.provider}, std::pair{"gpu_type", &spec.gpu_type},
+        std::pair{"model_sha256", &spec.model_sha256}, std::pair{"strategy", &spec.strategy}}) {
     if (st = str(key, *field); !st) return tl::unexpected(st.error());
   }
   if (st = num("max_tokens", spec.max_tokens); !st) return tl::unexpected(st.error());

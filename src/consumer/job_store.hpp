@@ -76,6 +76,14 @@ struct StoredProvider {
   int64_t expires_at = 0;
 };
 
+// This consumer's record of a provider for one model (docs/market.md, "Reputation").
+struct ReputationRecord {
+  std::string pubkey;  // hex
+  std::string model;
+  market::Observed observed;
+  int64_t updated_at = 0;  // unix ms
+};
+
 // The changes to one job that commit together. Fields left empty are not touched; at least one of
 // `insert`, a job field or an event should be present.
 struct JobChange {
@@ -126,6 +134,10 @@ class JobStore {
   Status apply_and_wait(JobChange change);
   // Inserts or replaces a provider's announcement (queued like apply()).
   Status save_provider(StoredProvider provider);
+  // Inserts or replaces a provider's record for a model (queued like apply(); job_store_reputation.cpp).
+  Status save_reputation(ReputationRecord record);
+  // Every record, by pubkey and model. Errors: kIo.
+  Result<std::vector<ReputationRecord>> reputations();
   // Forgets replay-protection ids older than `created_before` (unix seconds).
   Status prune_seen(int64_t created_before);
 

@@ -6,7 +6,7 @@
 namespace infernet::consumer::internal {
 
 std::span<const std::string_view> job_store_schema() {
-  static constexpr std::array<std::string_view, 4> kSteps = {
+  static constexpr std::array<std::string_view, 5> kSteps = {
       // Version 1.
       // jobs: one row per job. The spec is kept whole as JSON (it is only ever read back whole); the model
       // is a column of its own because lists filter on it. client_request_id is NULL when the client gave
@@ -134,6 +134,22 @@ CREATE INDEX jobs_model_created_id ON jobs (model, created_at, id);
 DROP INDEX jobs_created;
 DROP INDEX jobs_state_created;
 DROP INDEX jobs_model_created;
+      // Version 5.
+      // provider_reputation: this consumer's own record of each provider's outcomes and measured speed, per
+      // model (docs/market.md, "Reputation"); the market's score reads it.
+      R"sql(
+CREATE TABLE provider_reputation (
+  pubkey TEXT NOT NULL,
+  model TEXT NOT NULL,
+  completed INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  slow INTEGER NOT NULL DEFAULT 0,
+  wrong INTEGER NOT NULL DEFAULT 0,
+  milli_tokens_per_second INTEGER NOT NULL DEFAULT 0,
+  accept_ms INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (pubkey, model)
+) WITHOUT ROWID;
 )sql",
   };
   return kSteps;

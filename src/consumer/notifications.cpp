@@ -109,11 +109,10 @@ void NodeCore::estimate_spending(ActiveJob& job, PendingWrite& w, uint32_t outpu
   if (job.record.spec.max_cost_msat == 0) return;
   const protocol::ProviderAnnouncement* a = directory_.find(job.record.provider);
   if (a == nullptr) return;
-  MatchRequest so_far;
-  so_far.input_words = job.input_words;
-  so_far.max_tokens = output_tokens;
-  so_far.priority = job.record.spec.priority;
-  check_budget(job, w, ProviderDirectory::estimate_price(a->announcement.prices, so_far), true);
+  check_budget(job, w,
+               ProviderDirectory::estimate_price(a->announcement.prices, job.record.spec.priority,
+                                                 job.input_words, output_tokens),
+               true);
 }
 
 }  // namespace internal

@@ -14,48 +14,7 @@ bool serves(const protocol::Announcement& a, const std::string& model) {
   return std::any_of(a.models.begin(), a.models.end(), [&](const auto& m) { return m.name == model; });
 }
 
-// Lower case, '_' and '-' as spaces, runs of spaces as one, none at the ends: "NVIDIA_A100" -> "nvidia a100".
-std::string gpu_words(std::string_view name) {
-  std::string out;
-  for (char c : name) {
-    if (c == '_' || c == '-' || c == ' ' || c == '\t') {
-      if (!out.empty() && out.back() != ' ') out += ' ';
-    } else {
-      out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-  }
-  if (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
-std::string describe_gpus(const std::vector<protocol::GpuInfo>& gpus) {
-  if (gpus.empty()) return "no GPU";
-  std::string out;
-  for (const auto& g : gpus) {
-    if (!out.empty()) out += ", ";
-    out += g.name.substr(0, 64) + " " + std::to_string(g.memory_mb) + " MB";
-  }
-  return out;
-}
-
 }  // namespace
-
-std::string hardware_problem(const protocol::Hardware& hardware, const std::string& gpu_type,
-                             uint64_t min_gpu_memory_mb) {
-  if (is_cpu_only(gpu_type)) {
-    return hardware.gpus.empty()
-               ? ""
-               : "gpu_type cpu asks for a provider without GPUs (has: " + describe_gpus(hardware.gpus) + ")";
-  }
-  if (gpu_type.empty() && min_gpu_memory_mb == 0) return "";
-  for (const auto& g : hardware.gpus) {
-    if ((gpu_type.empty() || gpu_name_matches(gpu_type, g.name)) && g.memory_mb >= min_gpu_memory_mb)
-      return "";
-  }
-  std::string wanted = gpu_type.empty() ? "no GPU" : "no GPU matching gpu_type " + gpu_type;
-  if (min_gpu_memory_mb != 0) wanted += " with at least " + std::to_string(min_gpu_memory_mb) + " MB";
-  return wanted + " (has: " + describe_gpus(hardware.gpus) + ")";
-}
 
 bool ProviderDirectory::update(const protocol::ProviderAnnouncement& a, uint32_t ours_now) {
   const std::string key = a.provider.hex();
@@ -84,19 +43,39 @@ std::string ProviderDirectory::liveness_problem(const std::string& provider, int
   return "";
 }
 
-uint64_t ProviderDirectory::estimate_price(const protocol::Prices& prices, const MatchRequest& request) {
-  long double base = static_cast<long double>(prices.per_job_msat) +
-                     static_cast<long double>(prices.per_1k_input_msat) * request.input_words / 1000.0L +
-                     static_cast<long double>(prices.per_1k_output_msat) * request.max_tokens / 1000.0L;
-  uint32_t percent = 100;
-  if (auto it = prices.priority_percent.find(request.priority); it != prices.priority_percent.end()) {
-    percent = it->second;
+uint64_t ProviderDirectory::estimate_price(const protocol::Prices& prices, const std::string& priority,
+                                           uint32_t input_words, uint32_t output_tokens) {
+  return market::cost_at(prices, priority, input_words, output_tokens, 0).total_msat;
+}
+
+market::Observed ProviderDirectory::observed(const std::string& provider, const std::string& model) const {
+  auto it = observed_.find({provider, model});
+  market::Observed o = it == observed_.end() ? market::Observed{} : it->second;
+  o.reputation = reputation(provider);
+  return o;
+}
+
+market::Reputation ProviderDirectory::reputation(const std::string& provider) const {
+  market::Reputation r;
+  for (auto it = observed_.lower_bound({provider, ""}); it != observed_.end() && it->first.first == provider;
+       ++it) {
+    r.completed += it->second.reputation.completed;
+    r.failed += it->second.reputation.failed;
+    r.slow += it->second.reputation.slow;
+    r.wrong += it->second.reputation.wrong;
   }
-  const long double total = std::ceil(base * percent / 100.0L);
-  if (total >= static_cast<long double>(std::numeric_limits<uint64_t>::max())) {
-    return std::numeric_limits<uint64_t>::max();
-  }
-  return static_cast<uint64_t>(total);
+  return r;
+}
+
+const market::Observed* ProviderDirectory::recorded(const std::string& provider,
+                                                    const std::string& model) const {
+  auto it = observed_.find({provider, model});
+  return it == observed_.end() ? nullptr : &it->second;
+}
+
+void ProviderDirectory::set_observed(const std::string& provider, const std::string& model,
+                                     const market::Observed& o) {
+  observed_[{provider, model}] = o;
 }
 
 uint32_t ProviderDirectory::estimated_load(const Entry& e, uint32_t ours_now) {
@@ -109,47 +88,41 @@ uint32_t ProviderDirectory::estimated_load(const Entry& e, uint32_t ours_now) {
 
 Match ProviderDirectory::match(const MatchRequest& request, int64_t now, const InFlight& ours) const {
   Match m;
-  // (no free slot, price, load, key): the smallest wins.
-  std::optional<std::tuple<bool, uint64_t, uint32_t, std::string>> best;
+  const std::string& model = request.needs.model;
+  std::vector<market::Candidate> candidates;
   for (const auto& [key, entry] : providers_) {
     const auto& a = entry.announcement.announcement;
-    if (!serves(a, request.model)) continue;
-    const std::string& provider = key;  // clang before 16 cannot capture a structured binding
-    auto reject = [&](std::string reason) { m.rejected.push_back({provider, a.name, std::move(reason)}); };
+    if (!serves(a, model)) continue;
+    std::string problem;
     if (request.tried != nullptr && request.tried->count(key) != 0) {
-      reject("already tried for this job");
+      problem = "already tried for this job";
+    } else if (auto gone = liveness_problem(key, now); !gone.empty()) {
+      problem = "not alive: " + gone;
+    }
+    if (!problem.empty()) {
+      market::Assessment as;
+      as.provider = key;
+      as.name = a.name;
+      as.reason = problem;
+      as.slots = a.capacity.slots;
+      m.assessed.push_back(std::move(as));
       continue;
     }
-    if (auto problem = hardware_problem(a.hardware, request.gpu_type, request.min_gpu_memory_mb);
-        !problem.empty()) {
-      reject("hardware: " + problem);
-      continue;
+    uint32_t retry_after = 0;
+    if (auto busy = busy_until_.find(key); busy != busy_until_.end() && busy->second > now) {
+      retry_after = static_cast<uint32_t>(busy->second - now);
     }
-    if (auto problem = liveness_problem(key, now); !problem.empty()) {
-      reject("not alive: " + problem);
-      continue;
-    }
-    const uint64_t price = estimate_price(a.prices, request);
-    if (request.max_cost_msat != 0 && price > request.max_cost_msat) {
-      reject("estimated price " + std::to_string(price) + " msat exceeds max_cost_msat " +
-             std::to_string(request.max_cost_msat));
-      continue;
-    }
-    const uint32_t load = estimated_load(entry, ours(key));
-    const auto& c = a.capacity;
-    // A provider announcing no slots says nothing about its capacity; let it answer for itself.
-    if (c.slots != 0 && load >= c.slots + c.queue) {
-      reject("busy: about " + std::to_string(load) + " jobs for " + std::to_string(c.slots) + " slots and " +
-             std::to_string(c.queue) + " queue places");
-      continue;
-    }
-    const bool no_free_slot = c.slots != 0 && load >= c.slots;
-    auto candidate = std::make_tuple(no_free_slot, price, load, key);
-    if (!best || candidate < *best) best = std::move(candidate);
+    candidates.push_back({key, &a, estimated_load(entry, ours(key)), observed(key, model), retry_after});
   }
-  if (best) {
-    m.provider = std::get<3>(*best);
-    m.estimated_price_msat = std::get<1>(*best);
+  market::Choice choice = market::choose(request.needs, candidates);
+  if (choice.chosen) {
+    m.provider = choice.assessed[*choice.chosen].provider;
+    m.estimated_price_msat = choice.assessed[*choice.chosen].worst_case.total_msat;
+  }
+  for (auto& as : choice.assessed)
+    m.assessed.push_back(std::move(as));
+  for (const auto& as : m.assessed) {
+    if (as.verdict == market::Verdict::kRejected) m.rejected.push_back({as.provider, as.name, as.reason});
   }
   return m;
 }
@@ -165,6 +138,7 @@ std::vector<ProviderRecord> ProviderDirectory::records(int64_t now) const {
     r.expires_at = entry.announcement.expires_at;
     r.alive = liveness_problem(key, now).empty();
     r.announcement = entry.announcement.announcement;
+    r.reputation = reputation(key);
     out.push_back(std::move(r));
   }
   return out;
@@ -199,15 +173,7 @@ std::vector<ModelSummary> ProviderDirectory::models(int64_t now) const {
 namespace infernet::consumer {
 
 bool gpu_name_matches(std::string_view wanted, std::string_view name) {
-  const std::string w = internal::gpu_words(wanted);
-  const std::string n = internal::gpu_words(name);
-  if (w.empty()) return false;
-  for (size_t at = n.find(w); at != std::string::npos; at = n.find(w, at + 1)) {
-    const bool starts_word = at == 0 || n[at - 1] == ' ';
-    const bool ends_word = at + w.size() == n.size() || n[at + w.size()] == ' ';
-    if (starts_word && ends_word) return true;
-  }
-  return false;
+  return market::gpu_name_matches(wanted, name);
 }
 
 }  // namespace infernet::consumer

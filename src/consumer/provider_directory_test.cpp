@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "consumer/internal/job_spec.hpp"
 #include "consumer/job_store.hpp"
 #include "nostr/keys.hpp"
@@ -35,10 +38,10 @@ class HardwareMatch : public ::testing::Test {
 
   Match match(std::string gpu_type, uint64_t min_memory = 0) {
     MatchRequest r;
-    r.model = "m";
-    r.max_tokens = 16;
-    r.gpu_type = std::move(gpu_type);
-    r.min_gpu_memory_mb = min_memory;
+    r.needs.model = "m";
+    r.needs.max_tokens = 16;
+    r.needs.gpu_type = std::move(gpu_type);
+    r.needs.min_gpu_memory_mb = min_memory;
     return directory_.match(r, kNow, [](const std::string&) { return 0u; });
   }
 
@@ -160,6 +163,56 @@ TEST(SpecJson, HardwareIsStoredAndNotesAreNot) {
   ASSERT_TRUE(old);
   EXPECT_EQ(old->gpu_type, "");
   EXPECT_EQ(old->min_gpu_memory_mb, 0u);
+}
+
+// Announcements arrive in any order (a relay may deliver an older one after a newer one); between them jobs
+// are matched. Whatever the sequence, a job never goes to a provider whose worst case at its newest known
+// prices exceeds the job's cap, and an older announcement never brings back older (lower) prices.
+TEST(BudgetCapInTheDirectory, NoInterleavingOfPriceAnnouncementsSendsAJobOverItsCap) {
+  std::mt19937_64 rng(7);
+  ProviderDirectory directory{std::chrono::seconds(1000)};
+  std::vector<protocol::ProviderAnnouncement> newest;  // what the directory must hold, per provider
+  for (int i = 0; i < 6; ++i)
+    newest.push_back(announcement("p" + std::to_string(i), {}));
+  for (const auto& a : newest)
+    directory.update(a, 0);
+  int sent = 0;
+  for (int step = 0; step < 20000; ++step) {
+    if (rng() % 2 == 0) {
+      auto& current = newest[rng() % newest.size()];
+      protocol::ProviderAnnouncement next = current;
+      const bool older = rng() % 4 == 0;  // a stale copy delivered late: must be ignored
+      next.created_at = older ? current.created_at - 1 : current.created_at + 1;
+      next.announcement.prices.per_job_msat = rng() % 300;
+      next.announcement.prices.per_1k_input_msat = rng() % 3000;
+      next.announcement.prices.per_1k_output_msat = rng() % 3000;
+      next.announcement.prices.per_second_msat = rng() % 5 == 0 ? 1 + rng() % 50 : 0;
+      next.announcement.prices.priority_percent = {{"high", static_cast<uint32_t>(100 + rng() % 200)}};
+      const bool taken = directory.update(next, 0);
+      ASSERT_EQ(taken, !older);
+      if (taken) current = next;
+      continue;
+    }
+    MatchRequest r;
+    r.needs.model = "m";
+    r.needs.input_tokens = static_cast<uint32_t>(rng() % 2000);
+    r.needs.max_tokens = static_cast<uint32_t>(1 + rng() % 1000);
+    r.needs.max_cost_msat = 1 + rng() % 4000;
+    r.needs.priority = rng() % 2 == 0 ? "high" : "normal";
+    r.needs.max_seconds = rng() % 2 == 0 ? 0 : static_cast<double>(rng() % 60);
+    r.needs.strategy = static_cast<market::Strategy>(rng() % 3);
+    Match m = directory.match(r, kNow, [](const std::string&) { return 0u; });
+    if (!m.provider) continue;
+    ++sent;
+    const auto it = std::find_if(newest.begin(), newest.end(),
+                                 [&](const auto& a) { return a.provider.hex() == *m.provider; });
+    ASSERT_NE(it, newest.end());
+    const market::Cost worst = market::worst_case_cost(it->announcement.prices, r.needs);
+    ASSERT_TRUE(worst.bounded) << "step " << step;
+    ASSERT_LE(worst.total_msat, r.needs.max_cost_msat) << "step " << step;
+    ASSERT_EQ(worst.total_msat, m.estimated_price_msat);
+  }
+  EXPECT_GT(sent, 1000);
 }
 
 }  // namespace

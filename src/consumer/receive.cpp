@@ -131,6 +131,8 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
     case protocol::JobStatusCode::kAccepted: {
       if (job->record.state != JobState::kAssigned || job->accepted) return;
       job->accepted = true;
+      if (job->first_answer_at == 0) job->first_answer_at = now_ms();
+      job->queue_position = m.queue_position;
       const uint32_t ahead = std::min(m.queue_position, kMaxQueueAllowance);
       job->timeout_at = SteadyClock::now() + options_.stall_timeout * (1 + ahead);
       save_attempt(*job, w, "accepted");
@@ -149,6 +151,11 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
       save_attempt(*job, w, "running");
       break;
     case protocol::JobStatusCode::kRejected: {
+      if (m.reason_code == "busy" && m.retry_after_seconds > 0) {
+        // Respect the provider's retry-after for every job, not only this one (at most an hour).
+        directory_.set_busy_until(job->record.provider,
+                                  clock_.now_unix() + std::min<uint32_t>(m.retry_after_seconds, 3600));
+      }
       std::string reason = "rejected by the provider: " + m.reason_code;
       if (!m.reason.empty()) reason += ": " + m.reason;
       reassign(*job, w, "rejected", reason, false);
@@ -194,6 +201,8 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobProgress& m,
   // Progress ids are not written to seen_events: relays do not store the ephemeral stream, so there is
   // nothing to replay after a restart, and the sequence check drops copies.
   PendingWrite w;
+  if (job->first_token_at == 0) job->first_token_at = now_ms();
+  if (job->first_answer_at == 0) job->first_answer_at = job->first_token_at;
   if (job->record.state == JobState::kAssigned) {
     job->accepted = true;
     set_state(*job, w, JobState::kRunning);

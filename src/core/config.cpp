@@ -131,6 +131,10 @@ constexpr ConfigKeySpec kKeys[] = {
      false},
     {"consumer.budget_monthly_msat", ConfigType::kInt, "0",
      "Account budget per UTC calendar month, in millisatoshis; 0: none.", false},
+    {"consumer.strategy", ConfigType::kString, "balanced",
+     "How jobs that name no strategy choose among eligible providers: balanced, cheapest or fastest "
+     "(docs/market.md).",
+     false},
     {"api.listen", ConfigType::kString, "127.0.0.1:7448",
      "Address and port of the local REST and WebSocket API (loopback by default). Port 0 lets the OS pick; "
      "the URL is printed.",

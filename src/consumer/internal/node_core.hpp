@@ -55,7 +55,8 @@ struct ActiveJob {
   std::shared_future<Status> inserted;  // the insert of submit(), for a repeated client_request_id
   std::optional<WaitingKey> waiting;    // set while no provider has it (submitted, or between rounds)
   std::set<std::string> noted;          // notes already written, so a waiting job does not repeat them
-  uint32_t input_words = 0;             // of the prompt, for price estimates
+  uint32_t input_words = 0;             // of the prompt, for estimates of what was spent
+  uint32_t input_tokens = 0;            // market::input_token_bound of the input, for worst-case prices
   uint32_t budget_notified = 0;         // the highest budget.threshold percent notified
   uint64_t budget_reserved = 0;         // what it holds of the account budget (its max_cost_msat)
 
@@ -65,7 +66,10 @@ struct ActiveJob {
   std::string request_event_id;
   size_t resume_bytes = 0;  // output delivered before this attempt (sent as resume_text)
   bool accepted = false;
-  uint64_t progress_seq = 0;                               // last chunk applied in this attempt
+  int64_t first_answer_at = 0;  // unix ms of the acceptance or first token of this attempt (latency)
+  int64_t first_token_at = 0;   // unix ms of the first progress of this attempt (speed)
+  uint32_t queue_position = 0;  // jobs ahead of it in the provider's queue, as accepted
+  uint64_t progress_seq = 0;    // last chunk applied in this attempt
   std::map<uint64_t, protocol::JobProgress> early_chunks;  // arrived before a chunk they follow
   std::optional<SteadyTime> timeout_at;                    // accept or stall deadline
   // Failover (docs/market-failover.md): the gaps between this attempt's progress events set how long a
@@ -166,6 +170,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::vector<ProviderRecord> providers();
   std::vector<ModelSummary> models();
   std::vector<AccountBudgetStatus> budget();
+  Result<Estimate> estimate(const JobSpec& spec);
+  Result<WhyReport> why(const std::string& job_id);
 
  private:
   // ---- consumer_node.cpp ----
@@ -206,6 +212,15 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void estimate_spending(ActiveJob& job, PendingWrite& w, uint32_t output_tokens);
   // Counts a charge against the account budgets and notifies the thresholds it reached.
   void charge_account(ActiveJob& job, PendingWrite& w, uint64_t cost_msat);
+
+  // ---- market_view.cpp; all under mu_ ----
+  // What the market needs to know of a job (its strategy defaulted from options_.strategy).
+  market::JobNeeds needs_of(const JobSpec& spec, uint32_t input_tokens) const;
+  Match match_now(const JobSpec& spec, uint32_t input_tokens, const std::set<std::string>* tried) const;
+  // The reputation and measurements of the attempt's provider, from how the attempt ended (its
+  // attempt_state: "completed", "failed", "timed-out", ...), kept in the directory and the database.
+  void record_outcome(ActiveJob& job, const std::string& attempt_state, uint32_t output_tokens);
+  Status load_reputations();
 
   // ---- dispatch.cpp; all under mu_ ----
   void dispatch(ActiveJob& job, PendingWrite& w);

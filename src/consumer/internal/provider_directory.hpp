@@ -15,26 +15,18 @@
 #include <vector>
 
 #include "consumer/consumer.hpp"
+#include "market/market.hpp"
 #include "protocol/protocol.hpp"
 
 namespace infernet::consumer::internal {
 
-// What a job asks of a provider.
+// What a job asks of a provider: the market's needs, and the providers already tried for it.
 struct MatchRequest {
-  std::string model;
-  uint32_t input_words = 0;
-  uint32_t max_tokens = 0;
-  std::string priority = "normal";
-  uint64_t max_cost_msat = 0;                    // 0: no cap
+  market::JobNeeds needs;
   const std::set<std::string>* tried = nullptr;  // providers (hex) already tried for the job
-  std::string gpu_type;                          // JobSpec::gpu_type: "" any, "cpu", or a GPU name
-  uint64_t min_gpu_memory_mb = 0;
 };
 
-// "" when `hardware` meets a job's gpu_type and min_gpu_memory_mb (JobSpec), else why not, for a note
-// ("no GPU matching gpu_type NVIDIA_A100 (has: NVIDIA T4 15360 MB)").
-std::string hardware_problem(const protocol::Hardware& hardware, const std::string& gpu_type,
-                             uint64_t min_gpu_memory_mb);
+using market::hardware_problem;
 
 struct Rejection {
   std::string provider;  // hex
@@ -44,9 +36,12 @@ struct Rejection {
 
 struct Match {
   std::optional<std::string> provider;  // hex of the chosen one
-  uint64_t estimated_price_msat = 0;
-  std::vector<Rejection>
-      rejected;  // providers of the model ruled out, and why (not those merely ranked lower)
+  uint64_t estimated_price_msat = 0;    // its worst case for the job
+  // Providers of the model ruled out, and why (not those merely ranked lower).
+  std::vector<Rejection> rejected;
+  // Every provider of the model with its verdict: those not alive or already tried as rejected, then the
+  // market's assessment of the rest.
+  std::vector<market::Assessment> assessed;
 };
 
 // Our own jobs currently on a provider (assigned or running), counted by the node.
@@ -67,14 +62,24 @@ class ProviderDirectory {
   bool known(const std::string& provider) const { return providers_.count(provider) != 0; }
   const protocol::ProviderAnnouncement* find(const std::string& provider) const;
 
-  // Chooses among alive providers serving the model, not tried yet, with the hardware asked for, whose
-  // estimated price fits the budget and that have room (estimated): those with a free slot first, then the
-  // cheapest, then the least loaded.
+  // Chooses among alive providers serving the model and not tried yet, by the market's rules
+  // (market::choose: hard requirements, budget, capacity, then the job's strategy).
   Match match(const MatchRequest& request, int64_t now, const InFlight& ours) const;
 
-  // per_job + per_1k_input * words / 1000 + per_1k_output * max_tokens / 1000, times the priority's percent
-  // (100 when the provider names none); rounded up, saturating.
-  static uint64_t estimate_price(const protocol::Prices& prices, const MatchRequest& request);
+  // per_job + per_1k_input * words / 1000 + per_1k_output * output_tokens / 1000, times the priority's
+  // percent (100 when the provider names none); rounded up, saturating. An estimate of what was spent so far
+  // (budget notifications), not a bound.
+  static uint64_t estimate_price(const protocol::Prices& prices, const std::string& priority,
+                                 uint32_t input_words, uint32_t output_tokens);
+
+  // What this consumer measured of a provider for a model, and its reputation over every model.
+  market::Observed observed(const std::string& provider, const std::string& model) const;
+  market::Reputation reputation(const std::string& provider) const;
+  // The record of that provider for that model alone; null when there is none.
+  const market::Observed* recorded(const std::string& provider, const std::string& model) const;
+  // The provider answered "busy" and asked not to be sent jobs before `until` (unix seconds).
+  void set_busy_until(const std::string& provider, int64_t until) { busy_until_[provider] = until; }
+  void set_observed(const std::string& provider, const std::string& model, const market::Observed& o);
 
   std::vector<ProviderRecord> records(int64_t now) const;
   std::vector<ModelSummary> models(int64_t now) const;
@@ -88,7 +93,9 @@ class ProviderDirectory {
   static uint32_t estimated_load(const Entry& e, uint32_t ours_now);
 
   std::chrono::seconds heartbeat_;
-  std::map<std::string, Entry> providers_;  // by hex pubkey
+  std::map<std::string, Entry> providers_;                                    // by hex pubkey
+  std::map<std::pair<std::string, std::string>, market::Observed> observed_;  // by (provider, model)
+  std::map<std::string, int64_t> busy_until_;                                 // by provider
 };
 
 }  // namespace infernet::consumer::internal
