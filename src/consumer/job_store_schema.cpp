@@ -134,6 +134,7 @@ CREATE INDEX jobs_model_created_id ON jobs (model, created_at, id);
 DROP INDEX jobs_created;
 DROP INDEX jobs_state_created;
 DROP INDEX jobs_model_created;
+)sql",
       // Version 5.
       // provider_reputation: this consumer's own record of each provider's outcomes and measured speed, per
       // model (docs/market.md, "Reputation"); the market's score reads it.
