@@ -647,7 +647,8 @@ void add_job_commands(CLI::App& app, CommandContext& ctx) {
   submit->add_option("--system", opts.system, "A system message to go before the prompt (implies --chat)");
   opts.max_cost_flag = submit->add_option("--max-cost-msat", opts.max_cost_msat,
                                           "Budget cap in millisatoshis (default: none)");
-  submit->add_option("--priority", opts.priority, "low, normal or high (default normal)");
+  submit->add_option("--priority", opts.priority,
+                     "low, medium, high or urgent (default medium; normal is medium)");
   submit->add_option("--provider", opts.provider, "Send only to this provider (npub or hex)");
   submit->add_flag("--open-quotes", opts.open_quotes,
                    "Ask every provider of the model for an offer, take the best");

@@ -43,7 +43,7 @@ struct JobSpec {
   SamplingParams sampling;            // checked by check_sampling (core/generation.hpp)
   bool deterministic = false;         // ask for reproducible text (the model's announced determinism)
   uint64_t max_cost_msat = 0;         // budget cap; 0: none
-  std::string priority = "normal";    // low | normal | high
+  std::string priority = "medium";    // low | medium | high | urgent ("normal": medium)
   int64_t deadline = 0;               // unix seconds; 0: none
   std::string provider;               // optional hex pubkey or npub: send only to this provider (direct)
   bool open_quotes = false;           // ask every provider of the model for an offer and take the best

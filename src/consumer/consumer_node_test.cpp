@@ -227,7 +227,7 @@ TEST_F(ConsumerNodeTest, ValidationErrorsNameTheFieldAndStoreNothing) {
       {[](JobSpec& s) { s.max_tokens = 0; }, "max_tokens: must be 1..65536"},
       {[](JobSpec& s) { s.max_tokens = 65537; }, "max_tokens: must be 1..65536"},
       {[](JobSpec& s) { s.sampling.temperature = 2.5; }, "temperature: must be from 0 to 2"},
-      {[](JobSpec& s) { s.priority = "urgent"; }, "priority: must be low, normal or high"},
+      {[](JobSpec& s) { s.priority = "critical"; }, "priority: must be low, medium, high or urgent"},
       {[](JobSpec& s) { s.provider = "npub1notakey"; }, "provider: not a valid npub or hex key"},
       {[](JobSpec& s) { s.provider = std::string(64, 'g'); }, "provider: not a valid npub or hex key"},
       {[](JobSpec& s) { s.deadline = 1000; }, "deadline: already passed"},

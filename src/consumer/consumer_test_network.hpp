@@ -162,7 +162,7 @@ class FakeProvider {
       a.models.push_back({m, "", "fake", 0, "", 4096, "fake", {"text-generation"}});
     a.prices.per_job_msat = settings_.per_job_msat;
     a.prices.per_1k_output_msat = settings_.per_1k_output_msat;
-    a.prices.priority_percent = {{"low", 80}, {"normal", 100}, {"high", 150}};
+    a.prices.priority_percent = {{"low", 80}, {"medium", 100}, {"high", 150}, {"urgent", 200}};
     a.capacity = {settings_.slots, 8, 0, 0};
     auto event = protocol::make_announcement(a, keys_, now, ttl_seconds);
     ASSERT_TRUE(event) << event.error().to_string();

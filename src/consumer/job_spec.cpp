@@ -87,10 +87,10 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
   if (spec.max_tokens < 1 || spec.max_tokens > 65536)
     return tl::unexpected(invalid("max_tokens: must be 1..65536"));
   if (auto st = check_sampling(spec.sampling); !st) return tl::unexpected(st.error());
-  // The consumer guide calls the middle priority "medium".
-  if (spec.priority == "medium") out.priority = "normal";
-  if (out.priority != "low" && out.priority != "normal" && out.priority != "high") {
-    return tl::unexpected(invalid("priority: must be low, normal or high (medium is normal)"));
+  // "medium" is canonical; "normal", its name before there were four levels, is read as it.
+  out.priority = std::string(protocol::canonical_priority(spec.priority));
+  if (out.priority.empty()) {
+    return tl::unexpected(invalid("priority: must be low, medium, high or urgent (normal is medium)"));
   }
   if (auto st = check_hardware(spec); !st) return tl::unexpected(st.error());
   if (spec.notes.size() > kMaxNotes)
@@ -124,9 +124,7 @@ uint32_t count_words(std::string_view text) {
 }
 
 int priority_rank(std::string_view priority) {
-  if (priority == "high") return 0;
-  if (priority == "normal") return 1;
-  return 2;
+  return protocol::priority_rank(priority);
 }
 
 }  // namespace infernet::consumer::internal

@@ -89,7 +89,8 @@ uint64_t ProviderDirectory::estimate_price(const protocol::Prices& prices, const
                      static_cast<long double>(prices.per_1k_input_msat) * request.input_words / 1000.0L +
                      static_cast<long double>(prices.per_1k_output_msat) * request.max_tokens / 1000.0L;
   uint32_t percent = 100;
-  if (auto it = prices.priority_percent.find(request.priority); it != prices.priority_percent.end()) {
+  if (auto it = prices.priority_percent.find(std::string(protocol::canonical_priority(request.priority)));
+      it != prices.priority_percent.end()) {
     percent = it->second;
   }
   const long double total = std::ceil(base * percent / 100.0L);

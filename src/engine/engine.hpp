@@ -48,9 +48,11 @@ struct GenerateRequest {
   bool deterministic = false;
 };
 
-// Why a generation ended.
-enum class FinishReason { kStop, kLength };  // end of text or a stop sequence; max_tokens reached
-// "stop", "length": the names OpenAI's API uses.
+// Why a generation ended: end of text or a stop sequence; max_tokens reached; the caller's cost cap (a
+// provider ends a run with kBudget when the next token would make the job cost more than its
+// max_cost_msat; engines themselves never do).
+enum class FinishReason { kStop, kLength, kBudget };
+// "stop", "length" (the names OpenAI's API uses), "budget".
 const char* to_string(FinishReason reason);
 
 struct GenerateUsage {

@@ -76,8 +76,9 @@ void check(FieldErrors& e, const JobResult& m, bool utf8) {
   check_text(e, "output", m.output, kMaxOutputBytes, utf8);
   check_id(e, "error_code", m.error_code, m.ok ? kOptional : kRequired);
   check_text(e, "error", m.error, kMaxTextBytes, utf8);
-  if (e.ok() && !m.finish_reason.empty() && m.finish_reason != "stop" && m.finish_reason != "length") {
-    e.fail("finish_reason", "must be stop or length");
+  if (e.ok() && !m.finish_reason.empty() && m.finish_reason != "stop" && m.finish_reason != "length" &&
+      m.finish_reason != "budget") {
+    e.fail("finish_reason", "must be stop, length or budget");
   }
   // A year of engine time is far beyond any job; the bound keeps the number finite and sane.
   check_range(e, "seconds", m.seconds, 0, 31'536'000);
@@ -256,6 +257,7 @@ void read(FieldReader& r, JobRequest& m) {
   r.boolean("deterministic", m.deterministic, kOptional);
   r.integer("max_cost_msat", m.max_cost_msat, kOptional);
   r.text("priority", m.priority, kOptional);
+  if (m.priority == "normal") m.priority = "medium";
   r.integer("deadline", m.deadline, kOptional);
   r.text("quote_id", m.quote_id, kOptional);
   r.text("resume_text", m.resume_text, kOptional);
@@ -358,6 +360,23 @@ Result<JobStatusCode> parse_job_status_code(std::string_view s) {
   if (s == "rejected") return JobStatusCode::kRejected;
   if (s == "running") return JobStatusCode::kRunning;
   return make_error(ErrorCode::kInvalidInput, "status: must be accepted, rejected or running");
+}
+
+std::string_view canonical_priority(std::string_view priority) {
+  if (priority == "normal") return "medium";
+  for (const char* p : kPriorities) {
+    if (priority == p) return p;
+  }
+  return {};
+}
+
+int priority_rank(std::string_view priority) {
+  const std::string_view canonical = canonical_priority(priority);
+  if (canonical == "urgent") return 0;
+  if (canonical == "high") return 1;
+  if (canonical == "medium") return 2;
+  if (canonical == "low") return 3;
+  return 4;
 }
 
 bool is_job_kind(uint32_t kind) {

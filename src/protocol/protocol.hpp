@@ -67,8 +67,16 @@ constexpr size_t kMaxAnnouncementBytes = 512 * 1024;
 // The content JSON of a quote request.
 constexpr size_t kMaxQuoteRequestBytes = 8 * 1024;
 
-// Priorities a job or a price multiplier may name.
-inline constexpr const char* kPriorities[] = {"low", "normal", "high"};
+// Priorities a job or a price multiplier may name, lowest first. "normal" is accepted on input as an alias of
+// "medium" (the name before version 1 had four levels); canonical_priority() maps it.
+inline constexpr const char* kPriorities[] = {"low", "medium", "high", "urgent"};
+
+// The canonical name of a priority: "normal" -> "medium", the four names of kPriorities unchanged, anything
+// else "" (not a priority).
+std::string_view canonical_priority(std::string_view priority);
+// Place of a priority in a provider's queue: urgent 0, high 1, medium (or normal) 2, low 3; 4 for anything
+// else.
+int priority_rank(std::string_view priority);
 
 // True for the kinds open() accepts: every kind that carries a JobMessage (not the public announcement and
 // quote request).
@@ -113,7 +121,8 @@ struct Prices {
   uint64_t per_1k_output_msat = 0;
   uint64_t per_second_msat = 0;
   uint64_t per_job_msat = 0;
-  // Multiplier per priority ("low", "normal", "high"), in percent: 100 = list price.
+  // Multiplier per priority ("low", "medium", "high", "urgent"), in percent: 100 = list price. Parsed
+  // announcements name them canonically ("normal" read as "medium").
   std::map<std::string, uint32_t> priority_percent;
 
   bool operator==(const Prices&) const = default;
@@ -166,9 +175,9 @@ struct QuoteRequest {
   std::string model;
   uint32_t input_tokens = 0;  // estimate
   uint32_t max_tokens = 0;
-  uint64_t max_cost_msat = 0;  // 0: no cap
-  std::string priority = "normal";
-  int64_t deadline = 0;  // unix seconds; 0: none
+  uint64_t max_cost_msat = 0;       // 0: no cap
+  std::string priority = "medium";  // parsed canonically ("normal" read as "medium")
+  int64_t deadline = 0;             // unix seconds; 0: none
 
   bool operator==(const QuoteRequest&) const = default;
 };
@@ -191,10 +200,12 @@ struct JobRequest {
   uint32_t max_tokens = 256;
   SamplingParams sampling;     // on the wire as flat fields: temperature, top_k, ..., seed, stop
   bool deterministic = false;  // run as the model's announced `determinism` pins, for reproducible text
-  uint64_t max_cost_msat = 0;  // 0: no cap
-  std::string priority = "normal";
-  int64_t deadline = 0;     // unix seconds; 0: none
-  std::string quote_id;     // set when answering an offer
+  // 0: no cap. A hard cap: the provider ends the output before the next token would make the charge exceed
+  // it (finish_reason "budget") and never charges more.
+  uint64_t max_cost_msat = 0;
+  std::string priority = "medium";  // parsed canonically ("normal" read as "medium")
+  int64_t deadline = 0;             // unix seconds; 0: none
+  std::string quote_id;             // set when answering an offer
   std::string resume_text;  // on reassignment: output already delivered, to be continued, not repeated
 
   bool operator==(const JobRequest&) const = default;
@@ -237,7 +248,8 @@ struct Usage {
   bool operator==(const Usage&) const = default;
 };
 
-// Why an output ended: "stop" (end of text or a stop sequence), "length" (max_tokens or the context).
+// Why an output ended: "stop" (end of text or a stop sequence), "length" (max_tokens or the context),
+// "budget" (the next token would have made the charge exceed max_cost_msat).
 
 struct JobResult {
   std::string job_id;
@@ -247,7 +259,7 @@ struct JobResult {
   std::string error_code;  // (not ok) "engine", "canceled", "provider-restarted", ...
   std::string error;
   Usage usage;
-  std::string finish_reason;  // (ok) "stop" or "length"; "" from providers that do not say
+  std::string finish_reason;  // (ok) "stop", "length" or "budget"; "" from providers that do not say
   uint64_t cost_msat = 0;
   double seconds = 0;  // engine time
 

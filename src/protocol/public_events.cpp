@@ -76,11 +76,15 @@ void check_announcement(FieldErrors& e, const Announcement& a, bool utf8) {
     if (e.ok() && !names.insert(a.models[i].name).second) e.fail(at + ".name", "duplicate model name");
   }
   if (e.ok() && a.prices.priority_percent.size() > std::size(kPriorities)) {
-    e.fail("prices.priority_percent", "must name only low, normal and high");
+    e.fail("prices.priority_percent", "must name only low, medium, high and urgent");
   }
+  std::set<std::string_view> priorities;
   for (const auto& [priority, percent] : a.prices.priority_percent) {
     const std::string at = "prices.priority_percent." + priority;
     check_priority(e, at, priority);
+    if (e.ok() && !priorities.insert(canonical_priority(priority)).second) {
+      e.fail(at, "names the same priority as another entry (normal is medium)");
+    }
     if (e.ok() && (percent < 1 || percent > kMaxPriorityPercent)) {
       e.fail(at, "must be an integer from 1 to " + std::to_string(kMaxPriorityPercent));
     }
@@ -205,7 +209,7 @@ void read_prices(FieldReader& r, Prices& p) {
   const json::object* percents = pr.object("priority_percent", kOptional);
   if (percents == nullptr) return;
   if (percents->size() > std::size(kPriorities)) {
-    r.errors().fail("prices.priority_percent", "must name only low, normal and high");
+    r.errors().fail("prices.priority_percent", "must name only low, medium, high and urgent");
     return;
   }
   FieldReader ppr(*percents, r.errors(), "prices.priority_percent.");
@@ -214,7 +218,17 @@ void read_prices(FieldReader& r, Prices& p) {
     uint32_t percent = 0;
     ppr.integer(priority, percent, kRequired);
     if (!r.errors().ok()) return;
-    p.priority_percent.emplace(priority, percent);
+    const std::string_view canonical = canonical_priority(priority);
+    if (canonical.empty()) {
+      r.errors().fail("prices.priority_percent." + std::string(priority),
+                      "must be low, medium, high or urgent");
+      return;
+    }
+    if (!p.priority_percent.emplace(canonical, percent).second) {
+      r.errors().fail("prices.priority_percent." + std::string(priority),
+                      "names the same priority as another entry (normal is medium)");
+      return;
+    }
   }
 }
 
@@ -250,6 +264,7 @@ void read_quote_request(FieldReader& r, QuoteRequest& q) {
   r.integer("max_tokens", q.max_tokens, kRequired);
   r.integer("max_cost_msat", q.max_cost_msat, kOptional);
   r.text("priority", q.priority, kOptional);
+  if (q.priority == "normal") q.priority = "medium";
   r.integer("deadline", q.deadline, kOptional);
 }
 

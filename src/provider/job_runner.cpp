@@ -1,6 +1,7 @@
 // Running accepted jobs: the record first, then the acceptance, the engine run, the streamed progress and
 // the recorded result.
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -87,28 +88,51 @@ void NodeCore::on_accept_recorded(const std::shared_ptr<ActiveJob>& job, const n
   // Stopping: the record stays queued and the next start answers it.
   if (stopping_) return;
   publish(accepted, "acceptance");
-  spdlog::info("provider: accepted job {} attempt {} from {} ({}, {} max tokens)", job->request.job_id,
-               job->request.attempt, job->consumer.hex(), job->request.model, job->request.max_tokens);
-  run_on_engine(job);
-}
-
-void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
+  spdlog::info("provider: accepted job {} attempt {} from {} ({}, {} priority, {} max tokens)",
+               job->request.job_id, job->request.attempt, job->consumer.hex(), job->request.model,
+               job->request.priority, job->request.max_tokens);
   bool canceled = false;
   {
     std::lock_guard lock(mu_);
-    // Checked under mu_, which stop() takes after setting stopping_ to collect the runs it cancels: a job
-    // either is collected there or sees stopping_ here.
-    if (stopping_) return;
     canceled = job->cancel_requested;
-    if (!canceled) {
-      job->in_engine = true;
-      ++in_engine_;
-    }
+    if (!canceled) waiting_.push_back(job);
   }
   if (canceled) {
     finish(job, canceled_result(*job), JobRecordState::kCanceled);
     return;
   }
+  start_waiting_jobs();
+}
+
+void NodeCore::start_waiting_jobs() {
+  for (;;) {
+    std::shared_ptr<ActiveJob> next;
+    {
+      std::lock_guard lock(mu_);
+      // Checked under mu_, which stop() takes after setting stopping_ to collect the runs it cancels: a job
+      // either is collected there or is never started.
+      if (stopping_ || waiting_.empty() || in_engine_ >= options_.slots) return;
+      auto first = std::min_element(waiting_.begin(), waiting_.end(), [](const auto& a, const auto& b) {
+        return std::tuple(a->reservation_id.empty(), protocol::priority_rank(a->request.priority),
+                          a->arrival) < std::tuple(b->reservation_id.empty(),
+                                                   protocol::priority_rank(b->request.priority), b->arrival);
+      });
+      next = *first;
+      waiting_.erase(first);
+      next->in_engine = true;
+      ++in_engine_;
+    }
+    run_on_engine(next);
+  }
+}
+
+uint64_t NodeCore::charge(const ActiveJob& job, uint32_t input_tokens, uint32_t output_tokens,
+                          double seconds) const {
+  return actual_cost(options_.prices, job.request.priority, input_tokens, output_tokens, seconds,
+                     job.request.max_cost_msat, job.discount_percent);
+}
+
+void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   {
     // resume_text: the consumer already has this much of the output from an earlier attempt, and the
     // delivered output must continue after it. The fake engine has no way to take it as context, so the
@@ -152,6 +176,7 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
     result.error_code = submitted.error().code == ErrorCode::kInvalidInput ? "invalid-input" : "engine";
     result.error = submitted.error().message;
     finish(job, std::move(result), JobRecordState::kFailed);
+    start_waiting_jobs();
     return;
   }
   // A cancel (or stop) that came between the check above and the submission found nothing to cancel in the
@@ -179,7 +204,7 @@ void NodeCore::send_status(const ActiveJob& job, protocol::JobStatusCode code) {
 
 void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens) {
   std::lock_guard stream(job.stream_mu);
-  if (job.truncated) return;
+  if (job.truncated || job.over_budget) return;
   if (!job.started) {
     job.started = true;
     job.started_at = SteadyClock::now();
@@ -195,6 +220,14 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
     }
   }
   job.tokens = tokens;
+  // The hard cap: this piece is within it (the previous one checked), and the run ends here if one more
+  // token, at the engine time spent so far, would make the charge exceed max_cost_msat.
+  if (job.request.max_cost_msat != 0 && tokens < job.request.max_tokens &&
+      actual_cost(options_.prices, job.request.priority, job.input_tokens, tokens + 1,
+                  seconds_since(job.started_at), 0, job.discount_percent) > job.request.max_cost_msat) {
+    job.over_budget = true;
+    engine_.cancel(job.key);
+  }
   if (job.resume_skip > 0) {
     const size_t drop = std::min(job.resume_skip, piece.size());
     piece.remove_prefix(drop);
@@ -262,17 +295,22 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
   {
     std::lock_guard stream(job->stream_mu);
     const bool canceled = !outcome && engine::is_canceled(outcome.error());
-    if (canceled && stopping_ && !cancel_requested && !job->truncated) {
+    if (canceled && stopping_ && !cancel_requested && !job->truncated && !job->over_budget) {
       leave_for_restart = true;
     } else {
       // No last progress event: the result carries the whole output.
       result.usage.input_tokens = outcome ? outcome->input_tokens : job->input_tokens;
       result.usage.output_tokens = outcome ? outcome->output_tokens : job->tokens;
       result.seconds = outcome ? outcome->seconds : seconds_since(job->started_at);
-      if (outcome || job->truncated) {
+      // A run stopped for the budget may still have ended on its own at that same token.
+      const bool budget = job->over_budget && !(outcome && outcome->output_tokens <= job->tokens);
+      if (outcome || job->truncated || job->over_budget) {
         result.ok = true;
         result.output = job->output;
-        result.finish_reason = outcome ? engine::to_string(outcome->finish_reason) : "length";
+        result.finish_reason = budget    ? engine::to_string(engine::FinishReason::kBudget)
+                               : outcome ? engine::to_string(outcome->finish_reason)
+                                         : "length";
+        if (budget) result.usage.output_tokens = job->tokens;
         result.error_code.clear();
         result.error.clear();
         state = JobRecordState::kCompleted;
@@ -283,8 +321,7 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
         result.error = canceled ? "the engine stopped the run" : outcome.error().message;
       }
       // Canceled and failed runs are charged for what was produced; the consumer saw it streamed.
-      result.cost_msat = actual_cost(options_.prices, job->request.priority, result.usage.input_tokens,
-                                     result.usage.output_tokens, result.seconds, job->request.max_cost_msat);
+      result.cost_msat = charge(*job, result.usage.input_tokens, result.usage.output_tokens, result.seconds);
     }
   }
   if (leave_for_restart) {
@@ -302,6 +339,7 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
     --in_engine_;
   }
   engine_idle_.notify_all();
+  start_waiting_jobs();
 }
 
 void NodeCore::finish(const std::shared_ptr<ActiveJob>& job, protocol::JobResult result,

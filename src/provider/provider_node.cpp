@@ -161,6 +161,16 @@ uint32_t NodeCore::active_jobs() const {
   return static_cast<uint32_t>(jobs_by_key_.size());
 }
 
+uint32_t NodeCore::jobs_ahead(const ActiveJob& job) const {
+  const int rank = protocol::priority_rank(job.request.priority);
+  uint32_t ahead = 0;
+  for (const auto& [key, other] : jobs_by_key_) {
+    if (other.get() == &job || other->in_engine) continue;
+    if (!other->reservation_id.empty() || protocol::priority_rank(other->request.priority) <= rank) ++ahead;
+  }
+  return ahead;
+}
+
 uint32_t NodeCore::eta_ms(uint32_t jobs_ahead) const {
   const double ms = average_run_ms_ * jobs_ahead / std::max<uint32_t>(1, options_.slots);
   return static_cast<uint32_t>(std::min(ms, 3.6e6));
@@ -340,7 +350,8 @@ void NodeCore::handle_request(const protocol::Opened& opened, const protocol::Jo
       retry_after = static_cast<uint32_t>(std::clamp(
           std::ceil(average_run_ms_ / std::max<uint32_t>(1, options_.slots) / 1000.0), 1.0, 300.0));
     } else {
-      queue_position = active < options_.slots ? 0 : active - options_.slots + 1;
+      job->arrival = next_arrival_++;
+      queue_position = active < options_.slots ? 0 : 1 + jobs_ahead(*job);
       jobs_by_key_.emplace(key, job);
       jobs_by_request_.emplace(request_id, job);
       ++counts_.accepted;
@@ -361,6 +372,7 @@ void NodeCore::handle_cancel(const protocol::Opened& opened, const protocol::Job
   // The key holds the sender, so only the job's own consumer can name it.
   const std::string key = job_key(opened.sender.hex(), cancel.job_id, cancel.attempt);
   bool in_engine = false;
+  std::shared_ptr<ActiveJob> waiting;
   {
     std::lock_guard lock(mu_);
     auto it = jobs_by_key_.find(key);
@@ -372,12 +384,17 @@ void NodeCore::handle_cancel(const protocol::Opened& opened, const protocol::Job
     if (it->second->cancel_requested) return;
     it->second->cancel_requested = true;
     in_engine = it->second->in_engine;
+    if (auto w = std::find(waiting_.begin(), waiting_.end(), it->second); w != waiting_.end()) {
+      waiting = *w;
+      waiting_.erase(w);
+    }
   }
   spdlog::info("provider: job {} canceled by its consumer{}", cancel.job_id,
                cancel.reason.empty() ? "" : ": " + cancel.reason);
-  // Outside mu_: a queued run's on_done runs inside cancel(). A job not yet in the engine is finished as
-  // canceled when its record commits (on_accept_recorded).
+  // Outside mu_: a queued run's on_done runs inside cancel(). A job whose record has not committed yet is
+  // finished as canceled when it does (on_accept_recorded).
   if (in_engine) engine_.cancel(key);
+  if (waiting) finish(waiting, canceled_result(*waiting), JobRecordState::kCanceled);
 }
 
 void NodeCore::handle_receipt(const protocol::Opened& opened, const protocol::JobReceipt& receipt) {

@@ -94,7 +94,7 @@ class ProviderTest : public ::testing::Test {
     options_.prices.per_job_msat = 10;
     options_.prices.per_1k_input_msat = 1000;
     options_.prices.per_1k_output_msat = 2000;
-    options_.prices.priority_percent = {{"normal", 100}, {"high", 150}};
+    options_.prices.priority_percent = {{"low", 50}, {"medium", 100}, {"high", 150}, {"urgent", 200}};
     options_.slots = 2;
     options_.queue = 2;
   }
@@ -622,6 +622,102 @@ TEST_F(ProviderTest, OpenRefusesAnInMemoryDatabase) {
   ASSERT_FALSE(node);
   EXPECT_EQ(node.error().code, ErrorCode::kInvalidInput);
   EXPECT_NE(node.error().message.find("database"), std::string::npos);
+}
+
+// ---- Priorities and the budget cap ----
+
+TEST_F(ProviderTest, QueuedJobsStartInPriorityOrderAndPayTheirMultiplier) {
+  options_.slots = 1;
+  options_.queue = 8;
+  listen();
+  start_provider(20ms);
+  // The only slot is busy for about 0.6 s, long enough for the rest to be recorded behind it.
+  send(request("first", "w x", 30));
+  ASSERT_TRUE(wait_status("first", protocol::JobStatusCode::kRunning));
+  const std::vector<std::pair<std::string, std::string>> sent = {{"low-1", "low"},   {"medium-1", "normal"},
+                                                                 {"high-1", "high"}, {"urgent-1", "urgent"},
+                                                                 {"low-2", "low"},   {"urgent-2", "urgent"}};
+  for (const auto& [id, priority] : sent) {
+    auto r = request(id, "w x", 2);
+    r.priority = priority;
+    send(r);
+  }
+  for (const auto& [id, priority] : sent)
+    ASSERT_TRUE(wait_status(id, protocol::JobStatusCode::kAccepted)) << id;
+  // Places in line count the jobs of the same or a higher priority that came first.
+  EXPECT_EQ(wait_status("urgent-1", protocol::JobStatusCode::kAccepted)->queue_position, 1u);
+  EXPECT_EQ(wait_status("low-2", protocol::JobStatusCode::kAccepted)->queue_position, 5u);
+  EXPECT_EQ(node_->stats().running, 1u);
+  ASSERT_TRUE(inbox_->wait([&] { return inbox_->all<protocol::JobResult>().size() == 7; }, 10s));
+  std::vector<std::string> order;
+  for (const auto& r : inbox_->all<protocol::JobResult>()) {
+    EXPECT_TRUE(r.ok) << r.job_id << ": " << r.error;
+    order.push_back(r.job_id);
+  }
+  // The running job is not preempted; then urgent, high, medium, low, first come first served in a level.
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "urgent-1", "urgent-2", "high-1", "medium-1", "low-1",
+                                             "low-2"}));
+  // 10 + 1000 * 2 / 1000 + 2000 * 2 / 1000 = 16 msat at list price.
+  EXPECT_EQ(wait_result("urgent-1")->cost_msat, 32u);
+  EXPECT_EQ(wait_result("high-1")->cost_msat, 24u);
+  EXPECT_EQ(wait_result("medium-1")->cost_msat, 16u);
+  EXPECT_EQ(wait_result("low-1")->cost_msat, 8u);
+}
+
+TEST_F(ProviderTest, ACanceledQueuedJobLeavesTheLineAndTheNextStarts) {
+  options_.slots = 1;
+  options_.queue = 4;
+  listen();
+  start_provider(20ms);
+  send(request("first", "w x", 15));
+  ASSERT_TRUE(wait_status("first", protocol::JobStatusCode::kRunning));
+  auto urgent = request("urgent", "w x", 2);
+  urgent.priority = "urgent";
+  send(request("low", "w x", 2));
+  send(urgent);
+  ASSERT_TRUE(wait_status("urgent", protocol::JobStatusCode::kAccepted));
+  send(protocol::JobCancel{.job_id = "urgent", .attempt = 1, .reason = "changed my mind"});
+  auto canceled = wait_result("urgent");
+  ASSERT_TRUE(canceled);
+  EXPECT_EQ(canceled->error_code, "canceled");
+  auto low = wait_result("low");
+  ASSERT_TRUE(low);
+  EXPECT_TRUE(low->ok);
+}
+
+TEST_F(ProviderTest, StopsBeforeTheNextTokenWouldPassTheCapAndSaysBudget) {
+  options_.prices.per_second_msat = 1000;  // 1 msat per millisecond of engine time
+  listen();
+  start_provider(10ms);
+  // The estimate (10 + 2 + 100 = 112 msat) leaves out engine time, which passes the cap after about ten
+  // tokens of 10 ms.
+  auto r = request("capped", "w x", 50);
+  r.max_cost_msat = 150;
+  send(r);
+  auto result = wait_result("capped");
+  ASSERT_TRUE(result);
+  ASSERT_TRUE(result->ok) << result->error;
+  EXPECT_EQ(result->finish_reason, "budget");
+  EXPECT_GT(result->usage.output_tokens, 0u);
+  EXPECT_LT(result->usage.output_tokens, 50u);
+  EXPECT_LE(result->cost_msat, 150u);
+  // The tokens charged for are the tokens delivered: the output is the uncapped output cut there.
+  EXPECT_EQ(result->output, engine::fake_echo_output("w x", result->usage.output_tokens));
+  // The output tokens alone, without time, stay within the cap: the stop came from the next token's cost.
+  EXPECT_LE(10u + 2u + 2u * result->usage.output_tokens, 150u);
+}
+
+TEST_F(ProviderTest, AJobWithinItsCapEndsAsUsual) {
+  listen();
+  start_provider();
+  auto r = request("fits", "w x", 10);
+  r.max_cost_msat = 32;  // exactly the estimate
+  send(r);
+  auto result = wait_result("fits");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->finish_reason, "length");
+  EXPECT_EQ(result->usage.output_tokens, 10u);
+  EXPECT_EQ(result->cost_msat, 32u);
 }
 
 }  // namespace

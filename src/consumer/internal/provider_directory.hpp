@@ -24,7 +24,7 @@ struct MatchRequest {
   std::string model;
   uint32_t input_words = 0;
   uint32_t max_tokens = 0;
-  std::string priority = "normal";
+  std::string priority = "medium";
   uint64_t max_cost_msat = 0;                    // 0: no cap
   const std::set<std::string>* tried = nullptr;  // providers (hex) already tried for the job
   std::string gpu_type;                          // JobSpec::gpu_type: "" any, "cpu", or a GPU name

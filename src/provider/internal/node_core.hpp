@@ -57,8 +57,12 @@ struct ActiveJob {
   const protocol::JobRequest request;
   const uint32_t input_tokens;
 
+  uint64_t arrival = 0;           // guarded by NodeCore::mu_: order of acceptance, FIFO within a priority
   bool cancel_requested = false;  // guarded by NodeCore::mu_
   bool in_engine = false;         // guarded by NodeCore::mu_: submitted, on_done not yet handled
+  // Set when accepted: the reservation whose slot the job may take ("" none) and its discount.
+  std::string reservation_id;
+  uint32_t discount_percent = 0;
 
   // The output stream, written by the engine's callbacks; guarded by stream_mu.
   std::mutex stream_mu;
@@ -66,10 +70,11 @@ struct ActiveJob {
   bool started = false;       // the engine has delivered its first piece
   SteadyClock::time_point submitted_at{};  // handed to the engine
   SteadyClock::time_point started_at{};
-  size_t resume_skip = 0;  // bytes of generated output still to drop (see NodeCore::on_piece)
-  bool truncated = false;  // stopped at the protocol's output limit
-  std::string output;      // everything delivered so far
-  std::string pending;     // delivered by the engine, not yet sent as progress
+  size_t resume_skip = 0;    // bytes of generated output still to drop (see NodeCore::on_piece)
+  bool truncated = false;    // stopped at the protocol's output limit
+  bool over_budget = false;  // stopped because the next token would cost more than max_cost_msat
+  std::string output;        // everything delivered so far
+  std::string pending;       // delivered by the engine, not yet sent as progress
   uint32_t pending_tokens = 0;
   uint32_t tokens = 0;  // output tokens generated so far
   uint64_t seq = 0;     // progress events sent
@@ -111,7 +116,14 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void accept(const std::shared_ptr<ActiveJob>& job, uint32_t queue_position);
   void on_accept_recorded(const std::shared_ptr<ActiveJob>& job, const nostr::Event& accepted,
                           const Status& recorded);
+  // Hands waiting jobs to the engine while a slot is free: reserved jobs first (see reservations), then
+  // urgent, high, medium, low, first come first served within a level. A running job is never preempted.
+  // Any thread; takes mu_.
+  void start_waiting_jobs();
+  // Runs a job start_waiting_jobs took a slot for.
   void run_on_engine(const std::shared_ptr<ActiveJob>& job);
+  // What the job costs with `output_tokens` after `seconds` of engine time, capped at its max_cost_msat.
+  uint64_t charge(const ActiveJob& job, uint32_t input_tokens, uint32_t output_tokens, double seconds) const;
   void on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens);
   void on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::GenerateUsage> outcome);
   void flush_progress(ActiveJob& job);  // job.stream_mu held
@@ -124,6 +136,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void publish(const nostr::Event& event, const char* what);
   uint32_t active_jobs() const;                // mu_ held
   uint32_t eta_ms(uint32_t jobs_ahead) const;  // mu_ held
+  // Accepted jobs not in the engine that start before `job` (which arrived last); mu_ held.
+  uint32_t jobs_ahead(const ActiveJob& job) const;
 
   const ProviderOptions options_;
   relay::RelayPool& pool_;
@@ -151,7 +165,11 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> jobs_by_key_;      // guarded by mu_
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> jobs_by_request_;  // guarded by mu_
   uint32_t in_engine_ = 0;                                                       // guarded by mu_
-  ProviderStats counts_;                                                         // guarded by mu_
+  // Recorded jobs waiting for a slot; guarded by mu_. Small (the queue option bounds it), so picking the
+  // next one is a scan.
+  std::vector<std::shared_ptr<ActiveJob>> waiting_;
+  uint64_t next_arrival_ = 0;  // guarded by mu_
+  ProviderStats counts_;       // guarded by mu_
   double average_run_ms_ = 0;  // guarded by mu_; moving average of engine time per finished job
 
   // The dispatcher's inbox and timers.
