@@ -339,6 +339,28 @@ TEST_F(ConsumerNodeTest, ARejectedJobIsReassignedToTheNextProvider) {
             (std::vector<std::string>{"submitted", "assigned", "assigned", "running", "completed"}));
 }
 
+TEST_F(ConsumerNodeTest, ABusyProviderIsAskedAgainOnlyAfterItsRetryAfter) {
+  auto& only = add_provider({.name = "only", .per_job_msat = 1, .script = Script::kBusyOnce});
+  open_node();
+  ASSERT_TRUE(providers_alive(1));
+  const auto start = std::chrono::steady_clock::now();
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  JobRecord done = wait_state(job->id, JobState::kCompleted);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(done.provider, only.pubkey());
+  EXPECT_EQ(done.attempt, 2u);
+  ASSERT_EQ(only.requests().size(), 2u);
+  // It said "retry after 1 s": the second request did not go sooner.
+  EXPECT_GE(waited, 1s);
+  bool told = false;
+  for (const auto& e : events_of(job->id)) {
+    if (e.type == "note" && field(e.data, "message").find("busy: asked to retry after") != std::string::npos)
+      told = true;
+  }
+  EXPECT_TRUE(told) << "the wait is explained";
+}
+
 TEST_F(ConsumerNodeTest, AProviderThatNeverAcceptsIsDroppedAfterTheAcceptTimeout) {
   options_.accept_timeout = 300ms;
   auto& silent = add_provider({.name = "silent", .per_job_msat = 1, .script = Script::kSilent});

@@ -87,6 +87,7 @@ class TestRelay {
 enum class Script {
   kComplete,          // accepted, running, the output in chunks, the result
   kReject,            // rejected "busy"
+  kBusyOnce,          // attempt 1 rejected "busy" with retry-after 1 s; later attempts as kComplete
   kSilent,            // nothing at all
   kAcceptThenSilent,  // accepted, then nothing
   kManual,            // nothing: the test sends the messages
@@ -275,6 +276,12 @@ class FakeProvider {
       case Script::kReject:
         send(JobStatus{r.job_id, r.attempt, JobStatusCode::kRejected, "busy", "no free slot", 5, 0}, to);
         return;
+      case Script::kBusyOnce:
+        if (r.attempt == 1) {
+          send(JobStatus{r.job_id, r.attempt, JobStatusCode::kRejected, "busy", "no free slot", 1, 0}, to);
+          return;
+        }
+        break;
       case Script::kSilent:
       case Script::kManual:
         return;

@@ -41,8 +41,9 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     start_quote_round(job, w);
     return;
   }
-  MatchRequest request{spec.model,         job.input_words, spec.max_tokens, spec.priority,
-                       spec.max_cost_msat, &job.tried,      spec.gpu_type,   spec.min_gpu_memory_mb};
+  MatchRequest request{spec.model,    job.input_words,    spec.max_tokens,
+                       spec.priority, spec.max_cost_msat, &job.tried,
+                       &resting_,     spec.gpu_type,      spec.min_gpu_memory_mb};
   auto match = directory_.match(request, clock_.now_unix(), [this](const std::string& provider) {
     auto it = in_flight_.find(provider);
     return it == in_flight_.end() ? 0u : it->second;
@@ -343,6 +344,15 @@ void NodeCore::check_timers() {
         break;
     }
     commit(job, std::move(w));
+  }
+  // A provider's retry-after has passed: the jobs waiting for it may go now.
+  for (auto it = resting_.begin(); it != resting_.end();) {
+    if (it->second <= now) {
+      it = resting_.erase(it);
+      capacity_freed_ = true;
+    } else {
+      ++it;
+    }
   }
   if (capacity_freed_) dispatch_waiting();
 }

@@ -121,6 +121,16 @@ Match ProviderDirectory::match(const MatchRequest& request, int64_t now, const I
       reject("already tried for this job");
       continue;
     }
+    if (request.resting != nullptr) {
+      if (auto r = request.resting->find(key); r != request.resting->end()) {
+        const auto left = r->second - std::chrono::steady_clock::now();
+        if (left.count() > 0) {
+          const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+          reject("busy: asked to retry after " + std::to_string((ms + 999) / 1000) + " s");
+          continue;
+        }
+      }
+    }
     if (auto problem = hardware_problem(a.hardware, request.gpu_type, request.min_gpu_memory_mb);
         !problem.empty()) {
       reject("hardware: " + problem);

@@ -41,6 +41,8 @@ enum Kind : uint32_t {
   kJobResult = 8344,             // provider -> consumer: the output, or the error (encrypted)
   kJobCancel = 8345,             // consumer -> provider: stop this job (encrypted)
   kJobReceipt = 8346,            // consumer -> provider: result received, cost settled (encrypted)
+  kReservationRequest = 8347,    // consumer -> provider: hold slots for me for some hours (encrypted)
+  kReservationAnswer = 8348,     // provider -> consumer: the reservation, accepted or refused (encrypted)
   kJobProgress = 28340,          // provider -> consumer: streamed tokens and progress (ephemeral, encrypted)
   kProviderAnnouncement = 38340  // provider: who I am, what I serve, at what price (addressable, public)
 };
@@ -66,6 +68,10 @@ constexpr size_t kMaxContentBytes = 2 * 1024 * 1024 + 512 * 1024;
 constexpr size_t kMaxAnnouncementBytes = 512 * 1024;
 // The content JSON of a quote request.
 constexpr size_t kMaxQuoteRequestBytes = 8 * 1024;
+
+// Bounds of a reservation (a provider's own terms are usually tighter).
+constexpr uint32_t kMaxReservationSlots = 1024;
+constexpr uint32_t kMaxReservationHours = 8760;  // a year
 
 // Priorities a job or a price multiplier may name, lowest first. "normal" is accepted on input as an alias of
 // "medium" (the name before version 1 had four levels); canonical_priority() maps it.
@@ -137,6 +143,16 @@ struct Capacity {
   bool operator==(const Capacity&) const = default;
 };
 
+// What a provider offers to consumers who reserve capacity (docs/market-pricing.md). Announced only when
+// max_slots > 0.
+struct ReservationTerms {
+  uint32_t discount_percent = 0;  // 0..100 off the list price, for jobs run in reserved slots
+  uint32_t max_slots = 0;         // slots reserved at any time, all reservations together; 0: none offered
+  uint32_t max_hours = 0;         // longest reservation, 1..8760
+
+  bool operator==(const ReservationTerms&) const = default;
+};
+
 struct Announcement {
   std::string name;
   Hardware hardware;
@@ -144,6 +160,7 @@ struct Announcement {
   std::vector<ModelInfo> models;
   Prices prices;
   Capacity capacity;
+  ReservationTerms reservations;
 
   bool operator==(const Announcement&) const = default;
 };
@@ -294,7 +311,33 @@ struct Offer {
   bool operator==(const Offer&) const = default;
 };
 
-using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer>;
+// Reserving slots with a provider for a window of whole hours.
+struct ReservationRequest {
+  std::string reservation_id;  // the consumer's id
+  uint32_t slots = 1;          // 1..max_slots of the provider's terms
+  uint32_t hours = 1;          // 1..max_hours
+  int64_t start = 0;           // unix seconds; 0: from when the provider accepts
+
+  bool operator==(const ReservationRequest&) const = default;
+};
+
+struct ReservationAnswer {
+  std::string reservation_id;
+  bool accepted = false;
+  // Refused: "no-reservations", "too-many-slots", "too-long", "full" (the provider's reserved slots are
+  // taken for part of that window) or "invalid", with a sentence.
+  std::string reason_code;
+  std::string reason;
+  uint32_t slots = 0;             // (accepted) what is held
+  int64_t start = 0;              // (accepted) unix seconds
+  int64_t end = 0;                // (accepted) unix seconds, start + hours * 3600
+  uint32_t discount_percent = 0;  // (accepted) off the list price for jobs in these slots
+
+  bool operator==(const ReservationAnswer&) const = default;
+};
+
+using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer,
+                                ReservationRequest, ReservationAnswer>;
 
 // The kind a message travels as.
 uint32_t kind_of(const JobMessage& m);

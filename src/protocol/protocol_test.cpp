@@ -224,10 +224,39 @@ TEST_F(Sealing, KindsAreTheSpecifiedOnes) {
   EXPECT_EQ(nostr::classify_kind(kJobProgress), nostr::KindClass::kEphemeral);
   EXPECT_EQ(nostr::classify_kind(kJobRequest), nostr::KindClass::kRegular);
   EXPECT_EQ(nostr::classify_kind(kProviderAnnouncement), nostr::KindClass::kAddressable);
-  for (uint32_t k : {8340u, 8342u, 8343u, 8344u, 8345u, 8346u, 28340u})
+  EXPECT_EQ(kind_of(ReservationRequest{"r", 1, 1, 0}), 8347u);
+  EXPECT_EQ(kind_of(ReservationAnswer{}), 8348u);
+  for (uint32_t k : {8340u, 8342u, 8343u, 8344u, 8345u, 8346u, 8347u, 8348u, 28340u})
     EXPECT_TRUE(is_job_kind(k)) << k;
-  for (uint32_t k : {8341u, 38340u, 1u, 8347u, 5050u})
+  for (uint32_t k : {8341u, 38340u, 1u, 8349u, 5050u})
     EXPECT_FALSE(is_job_kind(k)) << k;
+}
+
+TEST(Content, ReservationMessagesRoundTripAndAreChecked) {
+  const ReservationRequest request{"r-1", 2, 3, kNow + 60};
+  auto back = from_content(kReservationRequest, to_content(JobMessage{request}));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(std::get<ReservationRequest>(*back), request);
+  const ReservationAnswer yes{"r-1", true, "", "", 2, kNow, kNow + 3 * 3600, 20};
+  auto yes_back = from_content(kReservationAnswer, to_content(JobMessage{yes}));
+  ASSERT_TRUE(yes_back) << yes_back.error().to_string();
+  EXPECT_EQ(std::get<ReservationAnswer>(*yes_back), yes);
+  const ReservationAnswer no{"r-1", false, "full", "all reserved", 0, 0, 0, 0};
+  auto no_back = from_content(kReservationAnswer, to_content(JobMessage{no}));
+  ASSERT_TRUE(no_back) << no_back.error().to_string();
+  EXPECT_EQ(std::get<ReservationAnswer>(*no_back), no);
+  EXPECT_EQ(from_content(kReservationRequest, R"({"v":1,"reservation_id":"r","slots":0,"hours":1})")
+                .error()
+                .message,
+            "slots: must be an integer from 1 to 1024");
+  EXPECT_EQ(from_content(kReservationRequest, R"({"v":1,"reservation_id":"r","slots":1,"hours":9000})")
+                .error()
+                .message,
+            "hours: must be an integer from 1 to 8760");
+  EXPECT_EQ(
+      from_content(kReservationAnswer, R"({"v":1,"reservation_id":"r","accepted":false})").error().message,
+      "reason_code: must not be empty");
+  EXPECT_FALSE(validate(JobMessage{ReservationAnswer{"r", true, "", "", 1, kNow, kNow, 0}}));
 }
 
 TEST_F(Sealing, MaximumSizesWorkEndToEnd) {

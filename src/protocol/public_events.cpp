@@ -55,6 +55,17 @@ void check_model(FieldErrors& e, const std::string& at, const ModelInfo& m, bool
   check_text(e, at + ".determinism", m.determinism, kMaxTextBytes, utf8);
 }
 
+void check_reservation_terms(FieldErrors& e, const ReservationTerms& t) {
+  if (!e.ok() || t.max_slots == 0) return;
+  if (t.discount_percent > 100) e.fail("reservations.discount_percent", "must be from 0 to 100");
+  if (e.ok() && t.max_slots > kMaxReservationSlots) {
+    e.fail("reservations.max_slots", "must be at most " + std::to_string(kMaxReservationSlots));
+  }
+  if (e.ok() && (t.max_hours < 1 || t.max_hours > kMaxReservationHours)) {
+    e.fail("reservations.max_hours", "must be from 1 to " + std::to_string(kMaxReservationHours));
+  }
+}
+
 void check_announcement(FieldErrors& e, const Announcement& a, bool utf8) {
   check_text(e, "name", a.name, kMaxTextBytes, utf8);
   check_text(e, "hardware.cpu_model", a.hardware.cpu_model, kMaxTextBytes, utf8);
@@ -89,6 +100,7 @@ void check_announcement(FieldErrors& e, const Announcement& a, bool utf8) {
       e.fail(at, "must be an integer from 1 to " + std::to_string(kMaxPriorityPercent));
     }
   }
+  check_reservation_terms(e, a.reservations);
 }
 
 void check_quote_request(FieldErrors& e, const QuoteRequest& q) {
@@ -148,6 +160,13 @@ void write_announcement(ContentWriter& w, const Announcement& a) {
   w.unsigned_integer("busy", a.capacity.busy);
   w.unsigned_integer("queued", a.capacity.queued);
   w.end_object();
+  if (a.reservations.max_slots > 0) {
+    w.begin_object("reservations");
+    w.unsigned_integer("discount_percent", a.reservations.discount_percent);
+    w.unsigned_integer("max_slots", a.reservations.max_slots);
+    w.unsigned_integer("max_hours", a.reservations.max_hours);
+    w.end_object();
+  }
 }
 
 void read_hardware(FieldReader& r, Hardware& h) {
@@ -244,6 +263,12 @@ void read_announcement(FieldReader& r, Announcement& a) {
     cr.integer("queue", a.capacity.queue, kOptional);
     cr.integer("busy", a.capacity.busy, kOptional);
     cr.integer("queued", a.capacity.queued, kOptional);
+  }
+  if (const json::object* o = r.object("reservations", kOptional)) {
+    FieldReader rr(*o, r.errors(), "reservations.");
+    rr.integer("discount_percent", a.reservations.discount_percent, kOptional);
+    rr.integer("max_slots", a.reservations.max_slots, kRequired);
+    rr.integer("max_hours", a.reservations.max_hours, kRequired);
   }
 }
 

@@ -242,12 +242,14 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::unordered_map<std::string, ActiveJob> jobs_;            // guarded by mu_
   std::unordered_map<std::string, std::string> by_client_id_;  // guarded by mu_; active jobs only
   std::unordered_map<std::string, uint32_t> in_flight_;        // guarded by mu_; our jobs per provider
-  std::unordered_map<std::string, std::string> quotes_;        // guarded by mu_; quote id -> job id
-  std::set<WaitingKey> waiting_;                               // guarded by mu_
-  ProviderDirectory directory_;                                // guarded by mu_
-  SeenIds seen_;                                               // guarded by mu_
-  uint64_t last_notification_id_ = 0;                          // guarded by mu_
-  std::vector<relay::SubscriptionHandle> subscriptions_;       // guarded by mu_
+  // Providers that answered "busy", until their retry_after_seconds pass: no job is sent to them before.
+  RestingProviders resting_;                              // guarded by mu_
+  std::unordered_map<std::string, std::string> quotes_;   // guarded by mu_; quote id -> job id
+  std::set<WaitingKey> waiting_;                          // guarded by mu_
+  ProviderDirectory directory_;                           // guarded by mu_
+  SeenIds seen_;                                          // guarded by mu_
+  uint64_t last_notification_id_ = 0;                     // guarded by mu_
+  std::vector<relay::SubscriptionHandle> subscriptions_;  // guarded by mu_
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;

@@ -19,6 +19,8 @@
 
 namespace infernet::consumer::internal {
 
+using RestingProviders = std::map<std::string, std::chrono::steady_clock::time_point>;
+
 // What a job asks of a provider.
 struct MatchRequest {
   std::string model;
@@ -27,7 +29,9 @@ struct MatchRequest {
   std::string priority = "medium";
   uint64_t max_cost_msat = 0;                    // 0: no cap
   const std::set<std::string>* tried = nullptr;  // providers (hex) already tried for the job
-  std::string gpu_type;                          // JobSpec::gpu_type: "" any, "cpu", or a GPU name
+  // Providers (hex) that answered "busy" and when their retry-after ends; they are passed over until then.
+  const RestingProviders* resting = nullptr;
+  std::string gpu_type;  // JobSpec::gpu_type: "" any, "cpu", or a GPU name
   uint64_t min_gpu_memory_mb = 0;
 };
 

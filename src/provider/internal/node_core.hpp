@@ -103,6 +103,9 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void handle_cancel(const protocol::Opened& opened, const protocol::JobCancel& cancel);
   void handle_receipt(const protocol::Opened& opened, const protocol::JobReceipt& receipt);
   void handle_quote(const nostr::Event& event);
+  void handle_reservation(const protocol::Opened& opened, const protocol::ReservationRequest& request);
+  // The reservation under which `consumer`'s job may run now, or null; mu_ held.
+  const Reservation* reservation_for(const std::string& consumer_hex, int64_t now) const;
   void reject(const nostr::PublicKey& consumer, const protocol::JobRequest& request, std::string code,
               std::string reason, uint32_t retry_after_seconds = 0);
   // Publishes the announcement; unless `even_if_unchanged` (the heartbeat), only when the load differs from
@@ -169,6 +172,9 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   // next one is a scan.
   std::vector<std::shared_ptr<ActiveJob>> waiting_;
   uint64_t next_arrival_ = 0;  // guarded by mu_
+  // Reservations accepted and not ended (pruned as they end); guarded by mu_. Decided on the dispatcher,
+  // so a decision sees every earlier one, committed or not.
+  std::vector<Reservation> reservations_;
   ProviderStats counts_;       // guarded by mu_
   double average_run_ms_ = 0;  // guarded by mu_; moving average of engine time per finished job
 
