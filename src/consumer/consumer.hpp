@@ -138,6 +138,31 @@ struct ModelSummary {
   uint64_t min_price_per_1k_output_msat = 0;
 };
 
+// Reserving slots with a provider (docs/market-pricing.md, "Reservations").
+struct ReservationSpec {
+  std::string provider;  // hex or npub
+  uint32_t slots = 1;    // 1..1024; the provider's terms bound it further
+  uint32_t hours = 1;    // 1..8760, from when the provider accepts
+};
+
+// A reservation as the consumer records it. state: "requested" (sent, no answer yet), "accepted",
+// "refused" (reason says why: the provider's code and sentence).
+struct ReservationRecord {
+  std::string id;
+  std::string provider;  // hex
+  uint32_t slots = 0;
+  uint32_t hours = 0;
+  std::string state;
+  std::string reason;
+  int64_t start = 0;  // (accepted) unix seconds
+  int64_t end = 0;    // (accepted) unix seconds
+  uint32_t discount_percent = 0;
+  int64_t created_at = 0;  // unix seconds
+  int64_t updated_at = 0;
+
+  bool active_at(int64_t t) const { return state == "accepted" && start <= t && t < end; }
+};
+
 struct ConsumerOptions {
   std::string database;  // SQLite file (created with its schema when missing)
   std::chrono::milliseconds accept_timeout{5000};
@@ -186,6 +211,18 @@ class ConsumerNode {
 
   virtual std::vector<ProviderRecord> providers() = 0;
   virtual std::vector<ModelSummary> models() = 0;
+
+  // Records a reservation (state "requested") and sends the request to the provider; its answer updates
+  // the record. While accepted and current, jobs go to that provider first (if it serves the model and is
+  // alive) and are charged its discount. Errors: kInvalidInput naming the field (provider, slots, hours);
+  // kIo. The defaults are for consumers that cannot reserve (kUnsupported).
+  virtual Result<ReservationRecord> reserve(const ReservationSpec& /*spec*/) {
+    return make_error(ErrorCode::kUnsupported, "this consumer does not make reservations");
+  }
+  // Every reservation recorded, newest first, at most 1000. Errors: kIo.
+  virtual Result<std::vector<ReservationRecord>> reservations() {
+    return make_error(ErrorCode::kUnsupported, "this consumer does not make reservations");
+  }
 };
 
 }  // namespace infernet::consumer

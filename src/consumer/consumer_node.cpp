@@ -178,7 +178,8 @@ Status NodeCore::start() {
   results.tags.push_back({"p", {our_hex_}});
   results.since = std::max<int64_t>(0, since);
   nostr::Filter messages = results;
-  messages.kinds = std::vector<uint32_t>{protocol::kJobStatus, protocol::kJobProgress, protocol::kOffer};
+  messages.kinds = std::vector<uint32_t>{protocol::kJobStatus, protocol::kJobProgress, protocol::kOffer,
+                                         protocol::kReservationAnswer};
   relay::SubscriptionCallbacks on_message;
   on_message.on_event = [weak](const nostr::Event& e, const std::string&) {
     if (auto self = weak.lock()) self->on_job_message(e);
@@ -245,6 +246,7 @@ Status NodeCore::load() {
     }
     directory_.update(*a, 0);
   }
+  if (auto st = load_reservations(); !st) return st;
   auto unfinished = store_->unfinished();
   if (!unfinished) return tl::unexpected(with_context(unfinished.error(), "loading unfinished jobs"));
   int64_t oldest_s = clock_.now_unix();
@@ -616,6 +618,8 @@ class ConsumerNodeImpl final : public ConsumerNode {
   void unwatch_all(uint64_t handle) override { core_->unwatch_all(handle); }
   std::vector<ProviderRecord> providers() override { return core_->providers(); }
   std::vector<ModelSummary> models() override { return core_->models(); }
+  Result<ReservationRecord> reserve(const ReservationSpec& spec) override { return core_->reserve(spec); }
+  Result<std::vector<ReservationRecord>> reservations() override { return core_->reservations(); }
 
  private:
   std::shared_ptr<internal::NodeCore> core_;

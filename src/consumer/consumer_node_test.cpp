@@ -361,6 +361,54 @@ TEST_F(ConsumerNodeTest, ABusyProviderIsAskedAgainOnlyAfterItsRetryAfter) {
   EXPECT_TRUE(told) << "the wait is explained";
 }
 
+TEST_F(ConsumerNodeTest, AReservationIsRecordedAndJobsGoToTheReservedProvider) {
+  auto& cheap = add_provider({.name = "cheap", .per_job_msat = 1});
+  auto& reserved = add_provider({.name = "reserved", .per_job_msat = 50, .reservation_discount = 30});
+  auto& refusing = add_provider({.name = "refusing", .per_job_msat = 40});
+  open_node();
+  ASSERT_TRUE(providers_alive(3));
+  EXPECT_EQ(node_->reserve({.provider = "npub1nope", .slots = 1, .hours = 1}).error().message,
+            "provider: not a valid npub or hex key");
+  EXPECT_EQ(node_->reserve({.provider = reserved.pubkey(), .slots = 0, .hours = 1}).error().message,
+            "slots: must be from 1 to 1024");
+  EXPECT_EQ(node_->reserve({.provider = reserved.pubkey(), .slots = 1, .hours = 9000}).error().message,
+            "hours: must be from 1 to 8760");
+  auto refused = node_->reserve({.provider = refusing.pubkey(), .slots = 1, .hours = 1});
+  ASSERT_TRUE(refused) << refused.error().message;
+  auto asked = node_->reserve({.provider = reserved.pubkey(), .slots = 1, .hours = 2});
+  ASSERT_TRUE(asked) << asked.error().message;
+  EXPECT_EQ(asked->state, "requested");
+  auto state_of = [&](const std::string& id) {
+    auto all = node_->reservations();
+    EXPECT_TRUE(all) << all.error().message;
+    for (const auto& r : *all)
+      if (r.id == id) return r;
+    return ReservationRecord{};
+  };
+  ASSERT_TRUE(eventually([&] { return state_of(asked->id).state == "accepted"; }));
+  ASSERT_TRUE(eventually([&] { return state_of(refused->id).state == "refused"; }));
+  EXPECT_EQ(state_of(refused->id).reason, "no-reservations");
+  const ReservationRecord held = state_of(asked->id);
+  EXPECT_EQ(held.provider, reserved.pubkey());
+  EXPECT_EQ(held.discount_percent, 30u);
+  EXPECT_EQ(held.end - held.start, 2 * 3600);
+
+  // The job goes to the reserved provider although another is cheaper.
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  EXPECT_EQ(wait_state(job->id, JobState::kCompleted).provider, reserved.pubkey());
+  EXPECT_TRUE(cheap.requests().empty());
+
+  // Recorded: a reopened node still holds it and still uses it.
+  open_node();
+  ASSERT_TRUE(providers_alive(3));
+  EXPECT_EQ(state_of(asked->id).state, "accepted");
+  auto again = node_->submit(spec("again"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(wait_state(again->id, JobState::kCompleted).provider, reserved.pubkey());
+  EXPECT_TRUE(cheap.requests().empty());
+}
+
 TEST_F(ConsumerNodeTest, AProviderThatNeverAcceptsIsDroppedAfterTheAcceptTimeout) {
   options_.accept_timeout = 300ms;
   auto& silent = add_provider({.name = "silent", .per_job_msat = 1, .script = Script::kSilent});

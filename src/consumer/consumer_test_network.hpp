@@ -108,6 +108,8 @@ class FakeProvider {
     uint64_t cost_msat = 10;            // charged in the result
     std::chrono::milliseconds chunk_delay{0};
     std::optional<uint64_t> offer_msat;  // answer quote requests with this price
+    // Answer reservation requests: accepted at this discount; refused "no-reservations" when unset.
+    std::optional<uint32_t> reservation_discount;
   };
 
   FakeProvider(net::asio::io_context& io, const std::string& relay_url, Settings settings)
@@ -117,7 +119,8 @@ class FakeProvider {
     pool_ = std::make_unique<relay::RelayPool>(io, options, keys_);
     EXPECT_TRUE(pool_->start());
     nostr::Filter mine;
-    mine.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt};
+    mine.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt,
+                                       protocol::kReservationRequest};
     mine.tags.push_back({"p", {keys_.public_key().hex()}});
     nostr::Filter quotes;
     quotes.kinds = std::vector<uint32_t>{protocol::kQuoteRequest};
@@ -254,6 +257,23 @@ class FakeProvider {
       cancels_.push_back(*c);
     } else if (const auto* rc = std::get_if<protocol::JobReceipt>(&opened->message)) {
       receipts_.push_back(*rc);
+    } else if (const auto* rr = std::get_if<protocol::ReservationRequest>(&opened->message)) {
+      protocol::ReservationAnswer a;
+      a.reservation_id = rr->reservation_id;
+      if (settings_.reservation_discount) {
+        const int64_t now = SystemClock().now_unix();
+        a = {rr->reservation_id,
+             true,
+             "",
+             "",
+             rr->slots,
+             now,
+             now + 3600 * int64_t{rr->hours},
+             *settings_.reservation_discount};
+      } else {
+        a.reason_code = "no-reservations";
+      }
+      workers_.emplace_back([this, a, to = opened->sender] { send(a, to); });
     }
     cv_.notify_all();
   }

@@ -33,6 +33,12 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     send_to(job, w, spec.provider, "");
     return;
   }
+  // Reserved capacity comes first: it was arranged for exactly this.
+  if (auto reserved = reserved_provider(job)) {
+    note(job, w, "sent to reserved capacity", *reserved);
+    send_to(job, w, *reserved, "");
+    return;
+  }
   if (spec.open_quotes) {
     if (job.next_quote_round && SteadyClock::now() < *job.next_quote_round) {
       wait_for_provider(job, w, "");

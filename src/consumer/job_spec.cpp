@@ -14,22 +14,6 @@ Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidInput, std::move(message)};
 }
 
-// The provider as hex, from hex or an npub; nullopt when it is neither or not a point on the curve.
-std::optional<std::string> provider_hex(std::string_view text) {
-  if (text.starts_with("npub1")) {
-    auto decoded = nostr::nip19::decode(text);
-    if (!decoded) return std::nullopt;
-    const auto* npub = std::get_if<nostr::nip19::Npub>(&*decoded);
-    if (npub == nullptr) return std::nullopt;
-    auto key = nostr::PublicKey::from_bytes(npub->key);
-    if (!key) return std::nullopt;
-    return key->hex();
-  }
-  auto key = nostr::PublicKey::from_hex(text);
-  if (!key) return std::nullopt;
-  return key->hex();
-}
-
 Status check_hardware(const JobSpec& spec) {
   if (spec.gpu_type.size() > kMaxGpuTypeBytes) {
     return make_error(ErrorCode::kInvalidInput,
@@ -55,6 +39,21 @@ Status check_hardware(const JobSpec& spec) {
 }
 
 }  // namespace
+
+std::optional<std::string> provider_hex(std::string_view text) {
+  if (text.starts_with("npub1")) {
+    auto decoded = nostr::nip19::decode(text);
+    if (!decoded) return std::nullopt;
+    const auto* npub = std::get_if<nostr::nip19::Npub>(&*decoded);
+    if (npub == nullptr) return std::nullopt;
+    auto key = nostr::PublicKey::from_bytes(npub->key);
+    if (!key) return std::nullopt;
+    return key->hex();
+  }
+  auto key = nostr::PublicKey::from_hex(text);
+  if (!key) return std::nullopt;
+  return key->hex();
+}
 
 bool is_cpu_only(std::string_view gpu_type) {
   return gpu_type.size() == 3 && (gpu_type[0] | 0x20) == 'c' && (gpu_type[1] | 0x20) == 'p' &&

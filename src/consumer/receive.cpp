@@ -90,7 +90,8 @@ void NodeCore::on_job_message(const nostr::Event& event) {
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, protocol::JobStatus> || std::is_same_v<T, protocol::JobProgress> ||
-                      std::is_same_v<T, protocol::JobResult> || std::is_same_v<T, protocol::Offer>) {
+                      std::is_same_v<T, protocol::JobResult> || std::is_same_v<T, protocol::Offer> ||
+                      std::is_same_v<T, protocol::ReservationAnswer>) {
           handle(*opened, m, id);
         } else {
           spdlog::info("consumer: event {} from {} is a kind a consumer does not take; ignored", id,

@@ -27,6 +27,10 @@ bool is_cpu_only(std::string_view gpu_type);
 // be 1..65536", "provider: not a valid npub or hex key", ...).
 Result<JobSpec> check_spec(const JobSpec& spec, int64_t now);
 
+// The provider as lower-case hex, from hex or an npub; nullopt when it is neither or not a point on the
+// curve.
+std::optional<std::string> provider_hex(std::string_view text);
+
 // Whitespace-separated words: the input-size estimate used for prices before a provider counts tokens.
 uint32_t count_words(std::string_view text);
 

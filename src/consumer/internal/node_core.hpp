@@ -155,6 +155,9 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void unwatch_all(uint64_t handle);
   std::vector<ProviderRecord> providers();
   std::vector<ModelSummary> models();
+  // ---- reservations.cpp ----
+  Result<ReservationRecord> reserve(const ReservationSpec& spec);
+  Result<std::vector<ReservationRecord>> reservations();
 
  private:
   // ---- consumer_node.cpp ----
@@ -225,6 +228,13 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
                            const char* what);
   void apply_chunk(ActiveJob& job, PendingWrite& w, const protocol::JobProgress& chunk);
 
+  // ---- reservations.cpp; under mu_ ----
+  Status load_reservations();
+  void handle(const protocol::Opened& o, const protocol::ReservationAnswer& m, const std::string& event_id);
+  // A provider where a reservation of ours is current and that can take the job now (serves its model,
+  // alive, not tried, not resting), or nullopt.
+  std::optional<std::string> reserved_provider(const ActiveJob& job) const;
+
   const ConsumerOptions options_;
   relay::RelayPool& pool_;
   const nostr::Keypair keys_;
@@ -243,7 +253,9 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::unordered_map<std::string, std::string> by_client_id_;  // guarded by mu_; active jobs only
   std::unordered_map<std::string, uint32_t> in_flight_;        // guarded by mu_; our jobs per provider
   // Providers that answered "busy", until their retry_after_seconds pass: no job is sent to them before.
-  RestingProviders resting_;                              // guarded by mu_
+  RestingProviders resting_;  // guarded by mu_
+  // Reservations requested or accepted and not ended, by id; guarded by mu_.
+  std::map<std::string, ReservationRecord> reservations_;
   std::unordered_map<std::string, std::string> quotes_;   // guarded by mu_; quote id -> job id
   std::set<WaitingKey> waiting_;                          // guarded by mu_
   ProviderDirectory directory_;                           // guarded by mu_
