@@ -354,7 +354,10 @@ json::object provider_to_json(const consumer::ProviderRecord& provider) {
                       {"capacity", json::object{{"slots", a.capacity.slots},
                                                 {"queue", a.capacity.queue},
                                                 {"busy", a.capacity.busy},
-                                                {"queued", a.capacity.queued}}}};
+                                                {"queued", a.capacity.queued}}},
+                      {"reservations", json::object{{"discount_percent", a.reservations.discount_percent},
+                                                    {"max_slots", a.reservations.max_slots},
+                                                    {"max_hours", a.reservations.max_hours}}}};
 }
 
 json::object model_to_json(const consumer::ModelSummary& model) {

@@ -13,6 +13,7 @@
 #include "api/job_request.hpp"
 #include "api/notification_api.hpp"
 #include "api/query.hpp"
+#include "api/reservation_api.hpp"
 
 namespace infernet::api {
 namespace {
@@ -234,6 +235,9 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
   if (rest.substr(0, 5) == "jobs/") return route_job(consumer, request, rest.substr(5));
   if (auto response =
           route_notification_request(consumer, options.webhooks, options.max_body_bytes, request, rest)) {
+    return std::move(*response);
+  }
+  if (auto response = route_reservation_request(consumer, options.max_body_bytes, request, rest)) {
     return std::move(*response);
   }
   if (rest == "providers" || rest == "models") {
