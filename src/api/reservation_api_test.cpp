@@ -68,7 +68,8 @@ TEST(ReservationApi, PostsAndLists) {
   c.records[0].discount_percent = 20;
   auto listed = call(c, "GET", "");
   ASSERT_EQ(listed.status, 200) << listed.body;
-  const auto& first = json::parse(listed.body).at("reservations").as_array().at(0).as_object();
+  const json::value answer = json::parse(listed.body);
+  const auto& first = answer.at("reservations").as_array().at(0).as_object();
   EXPECT_EQ(first.at("state"), "accepted");
   EXPECT_EQ(first.at("discount_percent"), 20);
   EXPECT_EQ(first.at("end"), 1000 + 3 * 3600);
