@@ -72,6 +72,11 @@ struct GenerateCallbacks {
   // Usually on an engine thread; for a run canceled while still queued, on the thread calling cancel() or
   // stop().
   std::function<void(Result<GenerateUsage>)> on_done;
+  // Optional (last, so positional initializers of the two above still work): the prompt's token count (after
+  // the chat template), as soon as the engine knows it and before any piece, so a caller can price the input
+  // before output arrives (a provider's budget cap). Engines that learn it only at the end (the proxy) do not
+  // call it.
+  std::function<void(uint32_t input_tokens)> on_prompt;
 };
 
 // core's ErrorCode has no "canceled" code, so a canceled run finishes with this error (kIo with the exact

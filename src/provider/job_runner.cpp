@@ -153,6 +153,18 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   run.deterministic = job->request.deterministic;
   std::weak_ptr<NodeCore> weak = weak_from_this();
   engine::GenerateCallbacks callbacks;
+  callbacks.on_prompt = [weak, job](uint32_t input_tokens) {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard stream(job->stream_mu);
+    job->engine_input_tokens = input_tokens;
+    // Not even one token fits: the run is stopped before it produces any (after submit, below).
+    const uint64_t cap = job->request.max_cost_msat;
+    if (cap != 0 && actual_cost(core->options_.prices, job->request.priority, input_tokens, 1, 0, 0,
+                                job->discount_percent) > cap) {
+      job->over_budget = true;
+    }
+  };
   callbacks.on_piece = [weak, job](std::string_view piece, uint32_t tokens) {
     if (auto core = weak.lock()) core->on_piece(*job, piece, tokens);
   };
@@ -185,6 +197,10 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   {
     std::lock_guard lock(mu_);
     cancel_now = job->cancel_requested || stopping_;
+  }
+  {
+    std::lock_guard stream(job->stream_mu);
+    cancel_now = cancel_now || job->over_budget;
   }
   if (cancel_now) engine_.cancel(job->key);
 }
@@ -221,10 +237,12 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
   }
   job.tokens = tokens;
   // The hard cap: this piece is within it (the previous one checked), and the run ends here if one more
-  // token, at the engine time spent so far, would make the charge exceed max_cost_msat.
+  // token, at the engine time spent so far, would make the charge exceed max_cost_msat. The input counts
+  // as the engine tokenized it when it said, else as the estimate did.
+  const uint32_t input = job.engine_input_tokens != 0 ? job.engine_input_tokens : job.input_tokens;
   if (job.request.max_cost_msat != 0 && tokens < job.request.max_tokens &&
-      actual_cost(options_.prices, job.request.priority, job.input_tokens, tokens + 1,
-                  seconds_since(job.started_at), 0, job.discount_percent) > job.request.max_cost_msat) {
+      actual_cost(options_.prices, job.request.priority, input, tokens + 1, seconds_since(job.started_at), 0,
+                  job.discount_percent) > job.request.max_cost_msat) {
     job.over_budget = true;
     engine_.cancel(job.key);
   }
@@ -299,7 +317,8 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
       leave_for_restart = true;
     } else {
       // No last progress event: the result carries the whole output.
-      result.usage.input_tokens = outcome ? outcome->input_tokens : job->input_tokens;
+      const uint32_t input = job->engine_input_tokens != 0 ? job->engine_input_tokens : job->input_tokens;
+      result.usage.input_tokens = outcome ? outcome->input_tokens : input;
       result.usage.output_tokens = outcome ? outcome->output_tokens : job->tokens;
       result.seconds = outcome ? outcome->seconds : seconds_since(job->started_at);
       // A run stopped for the budget may still have ended on its own at that same token.

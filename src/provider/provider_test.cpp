@@ -20,6 +20,7 @@
 
 #include "core/encoding.hpp"
 #include "engine/fake/fake_engine.hpp"
+#include "engine/llama/llama_engine.hpp"
 #include "net/io_pool.hpp"
 #include "net/server.hpp"
 #include "provider/internal/job_records.hpp"
@@ -718,6 +719,43 @@ TEST_F(ProviderTest, AJobWithinItsCapEndsAsUsual) {
   EXPECT_EQ(result->finish_reason, "length");
   EXPECT_EQ(result->usage.output_tokens, 10u);
   EXPECT_EQ(result->cost_msat, 32u);
+}
+
+TEST_F(ProviderTest, WithTheLlamaEngineTheCapCountsTheModelsOwnTokens) {
+  if (std::string(INFERNET_TINY_MODEL).empty() || !fs::exists(INFERNET_TINY_MODEL))
+    GTEST_SKIP() << "the build's tiny model is missing: " << INFERNET_TINY_MODEL;
+  fs::create_directories(dir_ / "models");
+  fs::copy_file(INFERNET_TINY_MODEL, dir_ / "models" / "tiny.gguf");
+  engine::LlamaEngineOptions o;
+  o.models_dir = dir_ / "models";
+  o.slots = options_.slots;
+  o.threads = 2;
+  o.context = 256;
+  auto llama = engine::make_llama_engine(o);
+  ASSERT_TRUE(llama) << llama.error().to_string();
+  engine_ = std::move(*llama);
+  const std::string model = engine_->models().at(0).name;
+  // 1 msat per token, in or out. The provider's estimate counts the prompt as one word (1 + 40 = 41 msat,
+  // within the cap); the model's tokenizer makes it many tokens, so the cap is met before max_tokens.
+  options_.prices = {};
+  options_.prices.per_1k_input_msat = 1000;
+  options_.prices.per_1k_output_msat = 1000;
+  listen();
+  start_provider();
+  auto r = request("llama-capped", "Once,upon,a,time,there,was", 40);
+  r.model = model;
+  r.max_cost_msat = 41;
+  send(r);
+  auto result = wait_result("llama-capped");
+  ASSERT_TRUE(result);
+  ASSERT_TRUE(result->ok) << result->error;
+  EXPECT_EQ(result->finish_reason, "budget");
+  EXPECT_GT(result->usage.input_tokens, 1u);
+  EXPECT_GT(result->usage.output_tokens, 0u);
+  EXPECT_LT(result->usage.output_tokens, 40u);
+  // Each token costs 1 msat: stopping before the next one would pass the cap lands exactly on it.
+  EXPECT_EQ(result->cost_msat, 41u);
+  EXPECT_EQ(result->usage.input_tokens + result->usage.output_tokens, 41u);
 }
 
 // ---- Reservations ----

@@ -163,6 +163,7 @@ Result<std::vector<llama_token>> ModelRunner::render_prompt(const GenerateReques
 Status ModelRunner::submit(GenerateRequest request, GenerateCallbacks callbacks) {
   auto prompt = render_prompt(request);
   if (!prompt) return tl::unexpected(prompt.error());
+  if (callbacks.on_prompt) callbacks.on_prompt(static_cast<uint32_t>(prompt->size()));
   auto run = std::make_shared<Run>();
   run->request = std::move(request);
   run->callbacks = std::move(callbacks);

@@ -70,11 +70,12 @@ struct ActiveJob {
   bool started = false;       // the engine has delivered its first piece
   SteadyClock::time_point submitted_at{};  // handed to the engine
   SteadyClock::time_point started_at{};
-  size_t resume_skip = 0;    // bytes of generated output still to drop (see NodeCore::on_piece)
-  bool truncated = false;    // stopped at the protocol's output limit
-  bool over_budget = false;  // stopped because the next token would cost more than max_cost_msat
-  std::string output;        // everything delivered so far
-  std::string pending;       // delivered by the engine, not yet sent as progress
+  size_t resume_skip = 0;            // bytes of generated output still to drop (see NodeCore::on_piece)
+  bool truncated = false;            // stopped at the protocol's output limit
+  bool over_budget = false;          // stopped because the next token would cost more than max_cost_msat
+  uint32_t engine_input_tokens = 0;  // the prompt's tokens as the engine counted them; 0 until it says
+  std::string output;                // everything delivered so far
+  std::string pending;               // delivered by the engine, not yet sent as progress
   uint32_t pending_tokens = 0;
   uint32_t tokens = 0;  // output tokens generated so far
   uint64_t seq = 0;     // progress events sent
