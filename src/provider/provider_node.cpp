@@ -382,7 +382,11 @@ void NodeCore::handle_request(const protocol::Opened& opened, const protocol::Jo
           std::ceil(average_run_ms_ / std::max<uint32_t>(1, options_.slots) / 1000.0), 1.0, 300.0));
     } else {
       job->arrival = next_arrival_++;
-      queue_position = active < options_.slots ? 0 : 1 + jobs_ahead(*job);
+      // Jobs accepted but not yet handed to the engine (their record still being written) take the free
+      // slots first.
+      const uint32_t free_slots = options_.slots - std::min(in_engine_, options_.slots);
+      const uint32_t ahead = jobs_ahead(*job);
+      queue_position = active < options_.slots ? 0 : 1 + (ahead > free_slots ? ahead - free_slots : 0);
       jobs_by_key_.emplace(key, job);
       jobs_by_request_.emplace(request_id, job);
       ++counts_.accepted;
