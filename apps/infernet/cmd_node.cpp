@@ -210,9 +210,28 @@ Result<provider::ProviderOptions> provider_options(const Config& config) {
   o.prices.per_1k_output_msat = price("provider.price_per_1k_output_msat");
   o.prices.per_second_msat = price("provider.price_per_second_msat");
   o.prices.per_job_msat = price("provider.price_per_job_msat");
-  o.prices.priority_percent = {{"low", 80}, {"normal", 100}, {"high", 150}};
+  for (const char* priority : protocol::kPriorities) {
+    const std::string key = std::string("provider.price_priority_") + priority;
+    const int64_t percent = config.get_int(key);
+    if (percent < 1 || percent > 10000)
+      return make_error(ErrorCode::kInvalidInput, key + ": must be a percent from 1 to 10000");
+    o.prices.priority_percent.emplace(priority, static_cast<uint32_t>(percent));
+  }
   o.slots = static_cast<uint32_t>(std::max<int64_t>(1, config.get_int("provider.slots")));
   o.queue = static_cast<uint32_t>(std::max<int64_t>(0, config.get_int("provider.queue")));
+  const int64_t discount = config.get_int("provider.reservation_discount_percent");
+  const int64_t max_slots = config.get_int("provider.reservation_max_slots");
+  const int64_t max_hours = config.get_int("provider.reservation_max_hours");
+  if (discount < 0 || discount > 100)
+    return make_error(ErrorCode::kInvalidInput,
+                      "provider.reservation_discount_percent: must be from 0 to 100");
+  if (max_slots < 0 || max_slots > o.slots)
+    return make_error(ErrorCode::kInvalidInput,
+                      "provider.reservation_max_slots: must be from 0 to provider.slots");
+  if (max_hours < 1 || max_hours > protocol::kMaxReservationHours)
+    return make_error(ErrorCode::kInvalidInput, "provider.reservation_max_hours: must be from 1 to 8760");
+  o.reservations = {static_cast<uint32_t>(discount), static_cast<uint32_t>(max_slots),
+                    static_cast<uint32_t>(max_hours)};
   o.heartbeat = std::chrono::seconds(std::max<int64_t>(1, config.get_int("node.heartbeat_seconds")));
   return o;
 }

@@ -20,6 +20,8 @@ void add_model_commands(CLI::App& app, CommandContext& ctx);
 void add_apikey_commands(CLI::App& app, CommandContext& ctx);
 // webhook add|list|remove|enable (cmd_notify.cpp).
 void add_webhook_commands(CLI::App& app, CommandContext& ctx);
+// reserve, reservations (cmd_reserve.cpp).
+void add_reservation_commands(CLI::App& app, CommandContext& ctx);
 
 Result<Config> CommandContext::load_config() const {
   ConfigSources sources;
@@ -103,6 +105,7 @@ int main(int argc, char** argv) {
   add_model_commands(app, ctx);
   add_apikey_commands(app, ctx);
   add_webhook_commands(app, ctx);
+  add_reservation_commands(app, ctx);
 
   // Logging is configured after parsing so that --log-level and the config file both count.
   app.parse_complete_callback([&ctx] {

@@ -3,7 +3,8 @@
 export declare const DEFAULT_BASE_URL: string;
 
 export type JobState = 'submitted' | 'matched' | 'assigned' | 'running' | 'completed' | 'failed' | 'canceled' | 'expired';
-export type Priority = 'low' | 'normal' | 'medium' | 'high';
+// 'normal' is read as 'medium' (its name before there were four levels).
+export type Priority = 'low' | 'normal' | 'medium' | 'high' | 'urgent';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -82,7 +83,7 @@ export interface Job {
   stop: string[];
   deterministic: boolean;
   max_cost_msat: number;
-  priority: 'low' | 'normal' | 'high';
+  priority: 'low' | 'medium' | 'high' | 'urgent';
   deadline: number;
   provider: string;
   requested_provider: string;

@@ -47,7 +47,7 @@ TEST(JobJson, ParsesEveryFieldOfASpec) {
   auto defaults = parse_job_spec("{}");
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->max_tokens, consumer::JobSpec{}.max_tokens);
-  EXPECT_EQ(defaults->priority, "normal");
+  EXPECT_EQ(defaults->priority, "medium");
 }
 
 TEST(JobJson, FinishByIsDeadlinesOtherNameAndStartByIsRead) {

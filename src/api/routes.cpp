@@ -17,6 +17,7 @@
 #include "api/notification_api.hpp"
 #include "api/openapi.hpp"
 #include "api/query.hpp"
+#include "api/reservation_api.hpp"
 
 namespace infernet::api {
 namespace {
@@ -279,6 +280,9 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
   }
   if (auto response =
           route_notification_request(consumer, options.webhooks, options.max_body_bytes, request, rest)) {
+    return std::move(*response);
+  }
+  if (auto response = route_reservation_request(consumer, options.max_body_bytes, request, rest)) {
     return std::move(*response);
   }
   if (auto response = route_market_request(consumer, request, rest)) return std::move(*response);

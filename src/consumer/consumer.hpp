@@ -44,7 +44,7 @@ struct JobSpec {
   SamplingParams sampling;            // checked by check_sampling (core/generation.hpp)
   bool deterministic = false;         // ask for reproducible text (the model's announced determinism)
   uint64_t max_cost_msat = 0;         // budget cap; 0: none
-  std::string priority = "normal";    // low | normal | high
+  std::string priority = "medium";    // low | medium | high | urgent ("normal": medium)
   int64_t deadline = 0;               // finish by (API name also finish_by): unix seconds; 0: none
   int64_t start_by = 0;               // accepted by a provider by then, or expired: unix seconds; 0: none
   std::string provider;               // optional hex pubkey or npub: send only to this provider (direct)
@@ -163,42 +163,9 @@ struct ModelSummary {
   uint64_t min_price_per_1k_output_msat = 0;
 };
 
-// One account-level budget period (consumer.budget_daily_msat, consumer.budget_monthly_msat; UTC calendar).
-struct AccountBudgetStatus {
-  std::string period;           // "daily" | "monthly"
-  uint64_t limit_msat = 0;      // 0: no limit
-  uint64_t spent_msat = 0;      // charged (receipts) in this period
-  uint64_t reserved_msat = 0;   // max_cost_msat of the jobs still in progress
-  uint64_t remaining_msat = 0;  // limit - spent - reserved, at least 0; 0 without a limit
-  int64_t resets_at = 0;        // unix seconds: the start of the next UTC day / month
-};
-
-// What a job would cost before it is submitted (docs/market.md, "Estimates").
-struct Estimate {
-  std::string model;
-  std::string strategy;  // the strategy that chose
-  uint32_t input_tokens = 0;
-  // How input_tokens was counted: "bound" (market::input_token_bound: the consumer has no tokenizer).
-  std::string input_tokens_source = "bound";
-  uint32_t max_tokens = 0;
-  std::string priority;
-  std::optional<market::Assessment> chosen;  // the provider the job would go to now, with its worst case
-  market::Cost expected;                     // at the chosen provider: max_tokens of output, measured speed
-  uint64_t min_msat = 0;                     // worst cases across every eligible provider
-  uint64_t max_msat = 0;
-  size_t eligible = 0;                        // providers that meet every requirement (free or queued)
-  std::vector<market::Assessment> providers;  // every provider of the model, with its verdict
-};
-
-// Why a job is where it is (docs/market.md, "Why"): every provider of its model as the market sees it now,
-// with its verdict, and suggestions computed from the announcements.
-struct WhyReport {
-  std::string job_id;
-  JobState state = JobState::kSubmitted;
-  std::string provider;  // the current or last provider (hex), "" before assignment
-  std::string error;     // why it failed, expired or was canceled
-  std::vector<market::Assessment> providers;
-  std::vector<std::string> suggestions;
+  std::string priority = "medium";    // low | medium | high | urgent ("normal": medium)
+  int64_t deadline = 0;               // finish by (API name also finish_by): unix seconds; 0: none
+  int64_t start_by = 0;               // accepted by a provider by then, or expired: unix seconds; 0: none
 };
 
 struct ConsumerOptions {
@@ -265,6 +232,18 @@ class ConsumerNode {
   virtual Result<WhyReport> why(const std::string& job_id) {
     (void)job_id;
     return tl::unexpected(Error{ErrorCode::kUnsupported, "why: not supported by this node"});
+  }
+
+  // Records a reservation (state "requested") and sends the request to the provider; its answer updates
+  // the record. While accepted and current, jobs go to that provider first (if it serves the model and is
+  // alive) and are charged its discount. Errors: kInvalidInput naming the field (provider, slots, hours);
+  // kIo. The defaults are for consumers that cannot reserve (kUnsupported).
+  virtual Result<ReservationRecord> reserve(const ReservationSpec& /*spec*/) {
+    return make_error(ErrorCode::kUnsupported, "this consumer does not make reservations");
+  }
+  // Every reservation recorded, newest first, at most 1000. Errors: kIo.
+  virtual Result<std::vector<ReservationRecord>> reservations() {
+    return make_error(ErrorCode::kUnsupported, "this consumer does not make reservations");
   }
 };
 

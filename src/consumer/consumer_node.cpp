@@ -179,7 +179,8 @@ Status NodeCore::start() {
   results.tags.push_back({"p", {our_hex_}});
   results.since = std::max<int64_t>(0, since);
   nostr::Filter messages = results;
-  messages.kinds = std::vector<uint32_t>{protocol::kJobStatus, protocol::kJobProgress, protocol::kOffer};
+  messages.kinds = std::vector<uint32_t>{protocol::kJobStatus, protocol::kJobProgress, protocol::kOffer,
+                                         protocol::kReservationAnswer};
   relay::SubscriptionCallbacks on_message;
   on_message.on_event = [weak](const nostr::Event& e, const std::string&) {
     if (auto self = weak.lock()) self->on_job_message(e);
@@ -258,6 +259,7 @@ Status NodeCore::load() {
     budget_.load(*today, *month, now);
   }
   if (auto st = load_reputations(); !st) return st;
+  if (auto st = load_reservations(); !st) return st;
   auto unfinished = store_->unfinished();
   if (!unfinished) return tl::unexpected(with_context(unfinished.error(), "loading unfinished jobs"));
   int64_t oldest_s = clock_.now_unix();
@@ -670,6 +672,8 @@ class ConsumerNodeImpl final : public ConsumerNode {
   std::vector<AccountBudgetStatus> budget() override { return core_->budget(); }
   Result<Estimate> estimate(const JobSpec& spec) override { return core_->estimate(spec); }
   Result<WhyReport> why(const std::string& job_id) override { return core_->why(job_id); }
+  Result<ReservationRecord> reserve(const ReservationSpec& spec) override { return core_->reserve(spec); }
+  Result<std::vector<ReservationRecord>> reservations() override { return core_->reservations(); }
 
  private:
   std::shared_ptr<internal::NodeCore> core_;

@@ -227,7 +227,7 @@ TEST_F(ConsumerNodeTest, ValidationErrorsNameTheFieldAndStoreNothing) {
       {[](JobSpec& s) { s.max_tokens = 0; }, "max_tokens: must be 1..65536"},
       {[](JobSpec& s) { s.max_tokens = 65537; }, "max_tokens: must be 1..65536"},
       {[](JobSpec& s) { s.sampling.temperature = 2.5; }, "temperature: must be from 0 to 2"},
-      {[](JobSpec& s) { s.priority = "urgent"; }, "priority: must be low, normal or high"},
+      {[](JobSpec& s) { s.priority = "critical"; }, "priority: must be low, medium, high or urgent"},
       {[](JobSpec& s) { s.provider = "npub1notakey"; }, "provider: not a valid npub or hex key"},
       {[](JobSpec& s) { s.provider = std::string(64, 'g'); }, "provider: not a valid npub or hex key"},
       {[](JobSpec& s) { s.deadline = 1000; }, "deadline: already passed"},
@@ -337,6 +337,76 @@ TEST_F(ConsumerNodeTest, ARejectedJobIsReassignedToTheNextProvider) {
   EXPECT_TRUE(noted) << "the rejection is recorded";
   EXPECT_EQ(states_of(job->id),
             (std::vector<std::string>{"submitted", "assigned", "assigned", "running", "completed"}));
+}
+
+TEST_F(ConsumerNodeTest, ABusyProviderIsAskedAgainOnlyAfterItsRetryAfter) {
+  auto& only = add_provider({.name = "only", .per_job_msat = 1, .script = Script::kBusyOnce});
+  open_node();
+  ASSERT_TRUE(providers_alive(1));
+  const auto start = std::chrono::steady_clock::now();
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  JobRecord done = wait_state(job->id, JobState::kCompleted);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(done.provider, only.pubkey());
+  EXPECT_EQ(done.attempt, 2u);
+  ASSERT_EQ(only.requests().size(), 2u);
+  // It said "retry after 1 s": the second request did not go sooner.
+  EXPECT_GE(waited, 1s);
+  bool told = false;
+  for (const auto& e : events_of(job->id)) {
+    if (e.type == "note" && field(e.data, "message").find("busy: asked to retry after") != std::string::npos)
+      told = true;
+  }
+  EXPECT_TRUE(told) << "the wait is explained";
+}
+
+TEST_F(ConsumerNodeTest, AReservationIsRecordedAndJobsGoToTheReservedProvider) {
+  auto& cheap = add_provider({.name = "cheap", .per_job_msat = 1});
+  auto& reserved = add_provider({.name = "reserved", .per_job_msat = 50, .reservation_discount = 30});
+  auto& refusing = add_provider({.name = "refusing", .per_job_msat = 40});
+  open_node();
+  ASSERT_TRUE(providers_alive(3));
+  EXPECT_EQ(node_->reserve({.provider = "npub1nope", .slots = 1, .hours = 1}).error().message,
+            "provider: not a valid npub or hex key");
+  EXPECT_EQ(node_->reserve({.provider = reserved.pubkey(), .slots = 0, .hours = 1}).error().message,
+            "slots: must be from 1 to 1024");
+  EXPECT_EQ(node_->reserve({.provider = reserved.pubkey(), .slots = 1, .hours = 9000}).error().message,
+            "hours: must be from 1 to 8760");
+  auto refused = node_->reserve({.provider = refusing.pubkey(), .slots = 1, .hours = 1});
+  ASSERT_TRUE(refused) << refused.error().message;
+  auto asked = node_->reserve({.provider = reserved.pubkey(), .slots = 1, .hours = 2});
+  ASSERT_TRUE(asked) << asked.error().message;
+  EXPECT_EQ(asked->state, "requested");
+  auto state_of = [&](const std::string& id) {
+    auto all = node_->reservations();
+    EXPECT_TRUE(all) << all.error().message;
+    for (const auto& r : *all)
+      if (r.id == id) return r;
+    return ReservationRecord{};
+  };
+  ASSERT_TRUE(eventually([&] { return state_of(asked->id).state == "accepted"; }));
+  ASSERT_TRUE(eventually([&] { return state_of(refused->id).state == "refused"; }));
+  EXPECT_EQ(state_of(refused->id).reason, "no-reservations");
+  const ReservationRecord held = state_of(asked->id);
+  EXPECT_EQ(held.provider, reserved.pubkey());
+  EXPECT_EQ(held.discount_percent, 30u);
+  EXPECT_EQ(held.end - held.start, 2 * 3600);
+
+  // The job goes to the reserved provider although another is cheaper.
+  auto job = node_->submit(spec());
+  ASSERT_TRUE(job);
+  EXPECT_EQ(wait_state(job->id, JobState::kCompleted).provider, reserved.pubkey());
+  EXPECT_TRUE(cheap.requests().empty());
+
+  // Recorded: a reopened node still holds it and still uses it.
+  open_node();
+  ASSERT_TRUE(providers_alive(3));
+  EXPECT_EQ(state_of(asked->id).state, "accepted");
+  auto again = node_->submit(spec("again"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(wait_state(again->id, JobState::kCompleted).provider, reserved.pubkey());
+  EXPECT_TRUE(cheap.requests().empty());
 }
 
 TEST_F(ConsumerNodeTest, AProviderThatNeverAcceptsIsDroppedAfterTheAcceptTimeout) {

@@ -87,6 +87,7 @@ class TestRelay {
 enum class Script {
   kComplete,          // accepted, running, the output in chunks, the result
   kReject,            // rejected "busy"
+  kBusyOnce,          // attempt 1 rejected "busy" with retry-after 1 s; later attempts as kComplete
   kSilent,            // nothing at all
   kAcceptThenSilent,  // accepted, then nothing
   kManual,            // nothing: the test sends the messages
@@ -107,6 +108,8 @@ class FakeProvider {
     uint64_t cost_msat = 10;            // charged in the result
     std::chrono::milliseconds chunk_delay{0};
     std::optional<uint64_t> offer_msat;  // answer quote requests with this price
+    // Answer reservation requests: accepted at this discount; refused "no-reservations" when unset.
+    std::optional<uint32_t> reservation_discount;
   };
 
   FakeProvider(net::asio::io_context& io, const std::string& relay_url, Settings settings)
@@ -116,7 +119,8 @@ class FakeProvider {
     pool_ = std::make_unique<relay::RelayPool>(io, options, keys_);
     EXPECT_TRUE(pool_->start());
     nostr::Filter mine;
-    mine.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt};
+    mine.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt,
+                                       protocol::kReservationRequest};
     mine.tags.push_back({"p", {keys_.public_key().hex()}});
     nostr::Filter quotes;
     quotes.kinds = std::vector<uint32_t>{protocol::kQuoteRequest};
@@ -162,7 +166,7 @@ class FakeProvider {
       a.models.push_back({m, "", "fake", 0, "", 4096, "fake", {"text-generation"}});
     a.prices.per_job_msat = settings_.per_job_msat;
     a.prices.per_1k_output_msat = settings_.per_1k_output_msat;
-    a.prices.priority_percent = {{"low", 80}, {"normal", 100}, {"high", 150}};
+    a.prices.priority_percent = {{"low", 80}, {"medium", 100}, {"high", 150}, {"urgent", 200}};
     a.capacity = {settings_.slots, 8, 0, 0};
     auto event = protocol::make_announcement(a, keys_, now, ttl_seconds);
     ASSERT_TRUE(event) << event.error().to_string();
@@ -253,6 +257,23 @@ class FakeProvider {
       cancels_.push_back(*c);
     } else if (const auto* rc = std::get_if<protocol::JobReceipt>(&opened->message)) {
       receipts_.push_back(*rc);
+    } else if (const auto* rr = std::get_if<protocol::ReservationRequest>(&opened->message)) {
+      protocol::ReservationAnswer a;
+      a.reservation_id = rr->reservation_id;
+      if (settings_.reservation_discount) {
+        const int64_t now = SystemClock().now_unix();
+        a = {rr->reservation_id,
+             true,
+             "",
+             "",
+             rr->slots,
+             now,
+             now + 3600 * int64_t{rr->hours},
+             *settings_.reservation_discount};
+      } else {
+        a.reason_code = "no-reservations";
+      }
+      workers_.emplace_back([this, a, to = opened->sender] { send(a, to); });
     }
     cv_.notify_all();
   }
@@ -275,6 +296,12 @@ class FakeProvider {
       case Script::kReject:
         send(JobStatus{r.job_id, r.attempt, JobStatusCode::kRejected, "busy", "no free slot", 5, 0}, to);
         return;
+      case Script::kBusyOnce:
+        if (r.attempt == 1) {
+          send(JobStatus{r.job_id, r.attempt, JobStatusCode::kRejected, "busy", "no free slot", 1, 0}, to);
+          return;
+        }
+        break;
       case Script::kSilent:
       case Script::kManual:
         return;

@@ -39,6 +39,12 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
     send_to(job, w, spec.provider, "");
     return;
   }
+  // Reserved capacity comes first: it was arranged for exactly this.
+  if (auto reserved = reserved_provider(job)) {
+    note(job, w, "sent to reserved capacity", *reserved);
+    send_to(job, w, *reserved, "");
+    return;
+  }
   if (spec.open_quotes) {
     if (job.next_quote_round && SteadyClock::now() < *job.next_quote_round) {
       wait_for_provider(job, w, "");
@@ -50,18 +56,29 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
   // Providers dropped mid-job are passed over like tried ones until they announce again.
   std::set<std::string> excluded;
   const std::set<std::string>* tried = &job.tried;
-  if (!suspects_.empty()) {
+  // So are those resting after a "busy" answer, until its retry-after ends.
+  const auto now = SteadyClock::now();
+  const bool resting = std::any_of(resting_.begin(), resting_.end(), [&](const auto& r) { return r.second > now; });
+  if (!suspects_.empty() || resting) {
     excluded = job.tried;
     excluded.insert(suspects_.begin(), suspects_.end());
+    for (const auto& [provider, until] : resting_) {
+      if (until > now) excluded.insert(provider);
+    }
     tried = &excluded;
   }
   auto match = match_now(spec, job.input_tokens, tried);
   for (const auto& r : match.rejected) {
-    const bool suspect = job.tried.count(r.provider) == 0 && suspects_.count(r.provider) != 0;
-    note(job, w,
-         "passed over: " +
-             (suspect ? std::string("dropped from a job; waiting for its next heartbeat") : r.reason),
-         r.provider, r.name);
+    const bool untried = job.tried.count(r.provider) == 0;
+    auto rest = resting_.find(r.provider);
+    std::string reason = r.reason;
+    if (untried && suspects_.count(r.provider) != 0) {
+      reason = "dropped from a job; waiting for its next heartbeat";
+    } else if (untried && rest != resting_.end() && rest->second > now) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(rest->second - now).count();
+      reason = "busy: asked to retry after " + std::to_string((ms + 999) / 1000) + " s";
+    }
+    note(job, w, "passed over: " + reason, r.provider, r.name);
   }
   if (match.provider) {
     send_to(job, w, *match.provider, "");
@@ -413,6 +430,15 @@ void NodeCore::check_timers() {
         break;
     }
     commit(job, std::move(w));
+  }
+  // A provider's retry-after has passed: the jobs waiting for it may go now.
+  for (auto it = resting_.begin(); it != resting_.end();) {
+    if (it->second <= now) {
+      it = resting_.erase(it);
+      capacity_freed_ = true;
+    } else {
+      ++it;
+    }
   }
   if (capacity_freed_) dispatch_waiting();
 }

@@ -14,22 +14,6 @@ Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidInput, std::move(message)};
 }
 
-// The provider as hex, from hex or an npub; nullopt when it is neither or not a point on the curve.
-std::optional<std::string> provider_hex(std::string_view text) {
-  if (text.starts_with("npub1")) {
-    auto decoded = nostr::nip19::decode(text);
-    if (!decoded) return std::nullopt;
-    const auto* npub = std::get_if<nostr::nip19::Npub>(&*decoded);
-    if (npub == nullptr) return std::nullopt;
-    auto key = nostr::PublicKey::from_bytes(npub->key);
-    if (!key) return std::nullopt;
-    return key->hex();
-  }
-  auto key = nostr::PublicKey::from_hex(text);
-  if (!key) return std::nullopt;
-  return key->hex();
-}
-
 Status check_hardware(const JobSpec& spec) {
   if (spec.gpu_type.size() > kMaxGpuTypeBytes) {
     return make_error(ErrorCode::kInvalidInput,
@@ -55,6 +39,21 @@ Status check_hardware(const JobSpec& spec) {
 }
 
 }  // namespace
+
+std::optional<std::string> provider_hex(std::string_view text) {
+  if (text.starts_with("npub1")) {
+    auto decoded = nostr::nip19::decode(text);
+    if (!decoded) return std::nullopt;
+    const auto* npub = std::get_if<nostr::nip19::Npub>(&*decoded);
+    if (npub == nullptr) return std::nullopt;
+    auto key = nostr::PublicKey::from_bytes(npub->key);
+    if (!key) return std::nullopt;
+    return key->hex();
+  }
+  auto key = nostr::PublicKey::from_hex(text);
+  if (!key) return std::nullopt;
+  return key->hex();
+}
 
 bool is_cpu_only(std::string_view gpu_type) {
   return market::is_cpu_only(gpu_type);
@@ -86,10 +85,10 @@ Result<JobSpec> check_spec(const JobSpec& spec, int64_t now) {
   if (spec.max_tokens < 1 || spec.max_tokens > 65536)
     return tl::unexpected(invalid("max_tokens: must be 1..65536"));
   if (auto st = check_sampling(spec.sampling); !st) return tl::unexpected(st.error());
-  // The consumer guide calls the middle priority "medium".
-  if (spec.priority == "medium") out.priority = "normal";
-  if (out.priority != "low" && out.priority != "normal" && out.priority != "high") {
-    return tl::unexpected(invalid("priority: must be low, normal or high (medium is normal)"));
+  // "medium" is canonical; "normal", its name before there were four levels, is read as it.
+  out.priority = std::string(protocol::canonical_priority(spec.priority));
+  if (out.priority.empty()) {
+    return tl::unexpected(invalid("priority: must be low, medium, high or urgent (normal is medium)"));
   }
   if (auto st = check_hardware(spec); !st) return tl::unexpected(st.error());
   if (!spec.strategy.empty()) {
@@ -137,9 +136,7 @@ uint32_t count_words(std::string_view text) {
 }
 
 int priority_rank(std::string_view priority) {
-  if (priority == "high") return 0;
-  if (priority == "normal") return 1;
-  return 2;
+  return protocol::priority_rank(priority);
 }
 
 }  // namespace infernet::consumer::internal

@@ -775,4 +775,51 @@ Result<uint32_t> JobStore::budget_threshold_notified(const std::string& job_id) 
   return rows->empty() ? 0 : rows->front();
 }
 
+Status JobStore::save_reservation(const ReservationRecord& r,
+                                  std::function<void(const Status&)> on_committed) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto committed = done->get_future();
+  const bool wait = !on_committed;
+  auto submitted = writer_->submit(
+      [r](Database& db) -> Status {
+        auto stmt = db.cached(
+            "INSERT OR REPLACE INTO reservations (id, provider, slots, hours, state, reason, start_at, "
+            "end_at, "
+            "discount_percent, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        if (!stmt) return tl::unexpected(stmt.error());
+        return bind_and_run(**stmt, r.id, r.provider, int64_t{r.slots}, int64_t{r.hours}, r.state, r.reason,
+                            r.start, r.end, int64_t{r.discount_percent}, r.created_at, r.updated_at);
+      },
+      [done, on_committed = std::move(on_committed)](const Status& st) {
+        if (on_committed) on_committed(st);
+        done->set_value(st);
+      });
+  if (!submitted) return submitted;
+  if (!wait) return {};
+  return committed.get();
+}
+
+Result<std::vector<ReservationRecord>> JobStore::reservations(size_t limit) {
+  auto reader = lease();
+  if (!reader) return tl::unexpected(reader.error());
+  return query_rows<ReservationRecord>(
+      *reader,
+      "SELECT id, provider, slots, hours, state, reason, start_at, end_at, discount_percent, created_at, "
+      "updated_at FROM reservations ORDER BY created_at DESC, id LIMIT ?",
+      [](const Statement& s) -> Result<ReservationRecord> {
+        return ReservationRecord{text(s, 0),
+                                 text(s, 1),
+                                 static_cast<uint32_t>(s.column_int64(2)),
+                                 static_cast<uint32_t>(s.column_int64(3)),
+                                 text(s, 4),
+                                 text(s, 5),
+                                 s.column_int64(6),
+                                 s.column_int64(7),
+                                 static_cast<uint32_t>(s.column_int64(8)),
+                                 s.column_int64(9),
+                                 s.column_int64(10)};
+      },
+      static_cast<int64_t>(limit));
+}
+
 }  // namespace infernet::consumer

@@ -171,6 +171,12 @@ class JobStore {
   // The highest budget.threshold percent notified for a job, 0 when none was.
   Result<uint32_t> budget_threshold_notified(const std::string& job_id);
 
+  // Inserts or replaces a reservation (by id). Without `on_committed` it waits for the commit; with it, it
+  // returns once queued and `on_committed` runs on the writer thread. Errors: kIo.
+  Status save_reservation(const ReservationRecord& r, std::function<void(const Status&)> on_committed = {});
+  // Every reservation, newest first, at most `limit`. Errors: kIo.
+  Result<std::vector<ReservationRecord>> reservations(size_t limit = 1000);
+
   // Writes everything queued, then refuses writes (kIo). Reads keep working. Idempotent.
   void close();
 

@@ -6,7 +6,7 @@
 namespace infernet::consumer::internal {
 
 std::span<const std::string_view> job_store_schema() {
-  static constexpr std::array<std::string_view, 5> kSteps = {
+  static constexpr std::array<std::string_view, 6> kSteps = {
       // Version 1.
       // jobs: one row per job. The spec is kept whole as JSON (it is only ever read back whole); the model
       // is a column of its own because lists filter on it. client_request_id is NULL when the client gave
@@ -151,6 +151,25 @@ CREATE TABLE provider_reputation (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (pubkey, model)
 ) WITHOUT ROWID;
+)sql",
+      // Version 6.
+      // reservations: slots reserved with providers (consumer.hpp, ReservationRecord), as requested and as
+      // answered.
+      R"sql(
+CREATE TABLE reservations (
+  id TEXT PRIMARY KEY,
+  provider TEXT NOT NULL,
+  slots INTEGER NOT NULL,
+  hours INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  start_at INTEGER NOT NULL DEFAULT 0,
+  end_at INTEGER NOT NULL DEFAULT 0,
+  discount_percent INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX reservations_created ON reservations (created_at);
 )sql",
   };
   return kSteps;

@@ -117,12 +117,12 @@ TEST(CheckSpec, HardwarePriorityAndNotes) {
   JobSpec s;
   s.model = "m";
   s.prompt = "p";
-  s.priority = "medium";
+  s.priority = "normal";
   s.gpu_type = "NVIDIA_A100";
   s.min_gpu_memory_mb = 40000;
   auto ok = check_spec(s, kNow);
   ASSERT_TRUE(ok) << ok.error().message;
-  EXPECT_EQ(ok->priority, "normal");
+  EXPECT_EQ(ok->priority, "medium");
   EXPECT_EQ(ok->gpu_type, "NVIDIA_A100");
 
   auto bad = s;
@@ -139,9 +139,9 @@ TEST(CheckSpec, HardwarePriorityAndNotes) {
   bad.min_gpu_memory_mb = kMaxGpuMemoryMb + 1;
   EXPECT_FALSE(check_spec(bad, kNow));
   bad = s;
-  bad.priority = "urgent";
+  bad.priority = "critical";
   EXPECT_EQ(check_spec(bad, kNow).error().message,
-            "priority: must be low, normal or high (medium is normal)");
+            "priority: must be low, medium, high or urgent (normal is medium)");
   bad = s;
   bad.notes = {std::string(kMaxNoteBytes + 1, 'n')};
   EXPECT_FALSE(check_spec(bad, kNow));

@@ -5,6 +5,7 @@
 // provider for its current attempt (else misaddressed or stale), and a transition the job's state allows.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <variant>
 
 #include "consumer/internal/event_data.hpp"
@@ -20,6 +21,8 @@ constexpr size_t kMaxEarlyChunks = 256;
 constexpr size_t kMaxOffers = 64;
 // An accepted job waiting in a provider's queue gets this many stall timeouts per job ahead of it, at most.
 constexpr uint32_t kMaxQueueAllowance = 100;
+// The longest a "busy" provider's retry-after keeps jobs from it (a provider's own bound is 300 s).
+constexpr uint32_t kMaxRetryAfter = 600;
 
 // The final output. A resumed attempt was sent the output delivered so far as resume_text, and its provider
 // continues after it: its progress and its result's output are the continuation only.
@@ -89,7 +92,8 @@ void NodeCore::on_job_message(const nostr::Event& event) {
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, protocol::JobStatus> || std::is_same_v<T, protocol::JobProgress> ||
-                      std::is_same_v<T, protocol::JobResult> || std::is_same_v<T, protocol::Offer>) {
+                      std::is_same_v<T, protocol::JobResult> || std::is_same_v<T, protocol::Offer> ||
+                      std::is_same_v<T, protocol::ReservationAnswer>) {
           handle(*opened, m, id);
         } else {
           spdlog::info("consumer: event {} from {} is a kind a consumer does not take; ignored", id,
@@ -158,6 +162,15 @@ void NodeCore::handle(const protocol::Opened& o, const protocol::JobStatus& m, c
       }
       std::string reason = "rejected by the provider: " + m.reason_code;
       if (!m.reason.empty()) reason += ": " + m.reason;
+      if (m.reason_code == "busy") {
+        // Busy is for now, not for this job: the provider may take it once its retry-after has passed
+        // (at least a second, at most kMaxRetryAfter, whatever it said), and no job goes to it before.
+        const auto rest =
+            std::chrono::seconds(std::clamp<uint32_t>(m.retry_after_seconds, 1, kMaxRetryAfter));
+        resting_[job->record.provider] = SteadyClock::now() + rest;
+        job->tried.erase(job->record.provider);
+        reason += " (retry after " + std::to_string(rest.count()) + " s)";
+      }
       reassign(*job, w, "rejected", reason, false);
       break;
     }

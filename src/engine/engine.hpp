@@ -53,9 +53,11 @@ struct GenerateRequest {
   bool deterministic = false;
 };
 
-// Why a generation ended.
-enum class FinishReason { kStop, kLength };  // end of text or a stop sequence; max_tokens reached
-// "stop", "length": the names OpenAI's API uses.
+// Why a generation ended: end of text or a stop sequence; max_tokens reached; the caller's cost cap (a
+// provider ends a run with kBudget when the next token would make the job cost more than its
+// max_cost_msat; engines themselves never do).
+enum class FinishReason { kStop, kLength, kBudget };
+// "stop", "length" (the names OpenAI's API uses), "budget".
 const char* to_string(FinishReason reason);
 
 struct GenerateUsage {
@@ -76,6 +78,11 @@ struct GenerateCallbacks {
   // Usually on an engine thread; for a run canceled while still queued, on the thread calling cancel() or
   // stop().
   std::function<void(Result<GenerateUsage>)> on_done;
+  // Optional (last, so positional initializers of the two above still work): the prompt's token count (after
+  // the chat template), as soon as the engine knows it and before any piece, so a caller can price the input
+  // before output arrives (a provider's budget cap). Engines that learn it only at the end (the proxy) do not
+  // call it.
+  std::function<void(uint32_t input_tokens)> on_prompt;
 };
 
 // core's ErrorCode has no "canceled" code, so a canceled run finishes with this error (kIo with the exact

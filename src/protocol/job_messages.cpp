@@ -77,8 +77,9 @@ void check(FieldErrors& e, const JobResult& m, bool utf8) {
   check_text(e, "output", m.output, kMaxOutputBytes, utf8);
   check_id(e, "error_code", m.error_code, m.ok ? kOptional : kRequired);
   check_text(e, "error", m.error, kMaxTextBytes, utf8);
-  if (e.ok() && !m.finish_reason.empty() && m.finish_reason != "stop" && m.finish_reason != "length") {
-    e.fail("finish_reason", "must be stop or length");
+  if (e.ok() && !m.finish_reason.empty() && m.finish_reason != "stop" && m.finish_reason != "length" &&
+      m.finish_reason != "budget") {
+    e.fail("finish_reason", "must be stop, length or budget");
   }
   // A year of engine time is far beyond any job; the bound keeps the number finite and sane.
   check_range(e, "seconds", m.seconds, 0, 31'536'000);
@@ -92,6 +93,28 @@ void check(FieldErrors& e, const JobCancel& m, bool utf8) {
 void check(FieldErrors& e, const JobReceipt& m, bool /*utf8*/) {
   check_job(e, m.job_id, m.attempt);
   check_hex64(e, "result_event_id", m.result_event_id, kRequired);
+}
+
+void check(FieldErrors& e, const ReservationRequest& m, bool /*utf8*/) {
+  check_id(e, "reservation_id", m.reservation_id, kRequired);
+  if (e.ok() && (m.slots < 1 || m.slots > kMaxReservationSlots)) {
+    e.fail("slots", "must be an integer from 1 to " + std::to_string(kMaxReservationSlots));
+  }
+  if (e.ok() && (m.hours < 1 || m.hours > kMaxReservationHours)) {
+    e.fail("hours", "must be an integer from 1 to " + std::to_string(kMaxReservationHours));
+  }
+  check_non_negative(e, "start", m.start);
+}
+
+void check(FieldErrors& e, const ReservationAnswer& m, bool utf8) {
+  check_id(e, "reservation_id", m.reservation_id, kRequired);
+  check_id(e, "reason_code", m.reason_code, m.accepted ? kOptional : kRequired);
+  check_text(e, "reason", m.reason, kMaxTextBytes, utf8);
+  if (e.ok() && m.accepted) {
+    if (m.slots < 1 || m.slots > kMaxReservationSlots) e.fail("slots", "must be from 1 when accepted");
+    if (e.ok() && (m.start <= 0 || m.end <= m.start)) e.fail("end", "must be after start when accepted");
+    if (e.ok() && m.discount_percent > 100) e.fail("discount_percent", "must be from 0 to 100");
+  }
 }
 
 void check(FieldErrors& e, const Offer& m, bool /*utf8*/) {
@@ -188,6 +211,26 @@ void write(ContentWriter& w, const JobReceipt& m) {
   w.text("result_event_id", m.result_event_id);
 }
 
+void write(ContentWriter& w, const ReservationRequest& m) {
+  w.text("reservation_id", m.reservation_id);
+  w.unsigned_integer("slots", m.slots);
+  w.unsigned_integer("hours", m.hours);
+  w.signed_integer("start", m.start);
+}
+
+void write(ContentWriter& w, const ReservationAnswer& m) {
+  w.text("reservation_id", m.reservation_id);
+  w.boolean("accepted", m.accepted);
+  if (!m.reason_code.empty()) w.text("reason_code", m.reason_code);
+  if (!m.reason.empty()) w.text("reason", m.reason);
+  if (m.accepted) {
+    w.unsigned_integer("slots", m.slots);
+    w.signed_integer("start", m.start);
+    w.signed_integer("end", m.end);
+    w.unsigned_integer("discount_percent", m.discount_percent);
+  }
+}
+
 void write(ContentWriter& w, const Offer& m) {
   w.text("quote_id", m.quote_id);
   w.text("model", m.model);
@@ -222,6 +265,12 @@ size_t text_bytes(const JobReceipt&) {
 }
 size_t text_bytes(const Offer&) {
   return 0;
+}
+size_t text_bytes(const ReservationRequest&) {
+  return 0;
+}
+size_t text_bytes(const ReservationAnswer& m) {
+  return m.reason.size();
 }
 
 // ---- readers ----
@@ -258,6 +307,7 @@ void read(FieldReader& r, JobRequest& m) {
   r.boolean("deterministic", m.deterministic, kOptional);
   r.integer("max_cost_msat", m.max_cost_msat, kOptional);
   r.text("priority", m.priority, kOptional);
+  if (m.priority == "normal") m.priority = "medium";
   r.integer("deadline", m.deadline, kOptional);
   r.integer("start_by", m.start_by, kOptional);
   r.text("quote_id", m.quote_id, kOptional);
@@ -331,6 +381,24 @@ void read(FieldReader& r, Offer& m) {
   r.integer("expires_at", m.expires_at, kRequired);
 }
 
+void read(FieldReader& r, ReservationRequest& m) {
+  r.text("reservation_id", m.reservation_id, kRequired);
+  r.integer("slots", m.slots, kRequired);
+  r.integer("hours", m.hours, kRequired);
+  r.integer("start", m.start, kOptional);
+}
+
+void read(FieldReader& r, ReservationAnswer& m) {
+  r.text("reservation_id", m.reservation_id, kRequired);
+  r.boolean("accepted", m.accepted, kRequired);
+  r.text("reason_code", m.reason_code, kOptional);
+  r.text("reason", m.reason, kOptional);
+  r.integer("slots", m.slots, kOptional);
+  r.integer("start", m.start, kOptional);
+  r.integer("end", m.end, kOptional);
+  r.integer("discount_percent", m.discount_percent, kOptional);
+}
+
 template <class T>
 Result<JobMessage> parse_as(const json::object& object) {
   T m;
@@ -363,6 +431,23 @@ Result<JobStatusCode> parse_job_status_code(std::string_view s) {
   return make_error(ErrorCode::kInvalidInput, "status: must be accepted, rejected or running");
 }
 
+std::string_view canonical_priority(std::string_view priority) {
+  if (priority == "normal") return "medium";
+  for (const char* p : kPriorities) {
+    if (priority == p) return p;
+  }
+  return {};
+}
+
+int priority_rank(std::string_view priority) {
+  const std::string_view canonical = canonical_priority(priority);
+  if (canonical == "urgent") return 0;
+  if (canonical == "high") return 1;
+  if (canonical == "medium") return 2;
+  if (canonical == "low") return 3;
+  return 4;
+}
+
 bool is_job_kind(uint32_t kind) {
   switch (kind) {
     case kJobRequest:
@@ -372,6 +457,8 @@ bool is_job_kind(uint32_t kind) {
     case kJobCancel:
     case kJobReceipt:
     case kJobProgress:
+    case kReservationRequest:
+    case kReservationAnswer:
       return true;
     default:
       return false;
@@ -381,7 +468,8 @@ bool is_job_kind(uint32_t kind) {
 uint32_t kind_of(const JobMessage& m) {
   // Indexed by the variant's alternatives, in their order.
   static constexpr std::array<uint32_t, std::variant_size_v<JobMessage>> kKinds = {
-      kJobRequest, kJobStatus, kJobProgress, kJobResult, kJobCancel, kJobReceipt, kOffer};
+      kJobRequest, kJobStatus, kJobProgress,        kJobResult,        kJobCancel,
+      kJobReceipt, kOffer,     kReservationRequest, kReservationAnswer};
   return kKinds[m.index()];
 }
 
@@ -424,6 +512,10 @@ Result<JobMessage> from_content(uint32_t kind, std::string_view text) {
       return parse_as<JobCancel>(**object);
     case kJobReceipt:
       return parse_as<JobReceipt>(**object);
+    case kReservationRequest:
+      return parse_as<ReservationRequest>(**object);
+    case kReservationAnswer:
+      return parse_as<ReservationAnswer>(**object);
     default:
       return parse_as<Offer>(**object);
   }

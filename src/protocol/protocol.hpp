@@ -41,6 +41,8 @@ enum Kind : uint32_t {
   kJobResult = 8344,             // provider -> consumer: the output, or the error (encrypted)
   kJobCancel = 8345,             // consumer -> provider: stop this job (encrypted)
   kJobReceipt = 8346,            // consumer -> provider: result received, cost settled (encrypted)
+  kReservationRequest = 8347,    // consumer -> provider: hold slots for me for some hours (encrypted)
+  kReservationAnswer = 8348,     // provider -> consumer: the reservation, accepted or refused (encrypted)
   kJobProgress = 28340,          // provider -> consumer: streamed tokens and progress (ephemeral, encrypted)
   kProviderAnnouncement = 38340  // provider: who I am, what I serve, at what price (addressable, public)
 };
@@ -67,8 +69,20 @@ constexpr size_t kMaxAnnouncementBytes = 512 * 1024;
 // The content JSON of a quote request.
 constexpr size_t kMaxQuoteRequestBytes = 8 * 1024;
 
-// Priorities a job or a price multiplier may name.
-inline constexpr const char* kPriorities[] = {"low", "normal", "high"};
+// Bounds of a reservation (a provider's own terms are usually tighter).
+constexpr uint32_t kMaxReservationSlots = 1024;
+constexpr uint32_t kMaxReservationHours = 8760;  // a year
+
+// Priorities a job or a price multiplier may name, lowest first. "normal" is accepted on input as an alias of
+// "medium" (the name before version 1 had four levels); canonical_priority() maps it.
+inline constexpr const char* kPriorities[] = {"low", "medium", "high", "urgent"};
+
+// The canonical name of a priority: "normal" -> "medium", the four names of kPriorities unchanged, anything
+// else "" (not a priority).
+std::string_view canonical_priority(std::string_view priority);
+// Place of a priority in a provider's queue: urgent 0, high 1, medium (or normal) 2, low 3; 4 for anything
+// else.
+int priority_rank(std::string_view priority);
 
 // True for the kinds open() accepts: every kind that carries a JobMessage (not the public announcement and
 // quote request).
@@ -113,7 +127,8 @@ struct Prices {
   uint64_t per_1k_output_msat = 0;
   uint64_t per_second_msat = 0;
   uint64_t per_job_msat = 0;
-  // Multiplier per priority ("low", "normal", "high"), in percent: 100 = list price.
+  // Multiplier per priority ("low", "medium", "high", "urgent"), in percent: 100 = list price. Parsed
+  // announcements name them canonically ("normal" read as "medium").
   std::map<std::string, uint32_t> priority_percent;
 
   bool operator==(const Prices&) const = default;
@@ -128,6 +143,16 @@ struct Capacity {
   bool operator==(const Capacity&) const = default;
 };
 
+// What a provider offers to consumers who reserve capacity (docs/market-pricing.md). Announced only when
+// max_slots > 0.
+struct ReservationTerms {
+  uint32_t discount_percent = 0;  // 0..100 off the list price, for jobs run in reserved slots
+  uint32_t max_slots = 0;         // slots reserved at any time, all reservations together; 0: none offered
+  uint32_t max_hours = 0;         // longest reservation, 1..8760
+
+  bool operator==(const ReservationTerms&) const = default;
+};
+
 struct Announcement {
   std::string name;
   Hardware hardware;
@@ -135,6 +160,7 @@ struct Announcement {
   std::vector<ModelInfo> models;
   Prices prices;
   Capacity capacity;
+  ReservationTerms reservations;
 
   bool operator==(const Announcement&) const = default;
 };
@@ -166,9 +192,9 @@ struct QuoteRequest {
   std::string model;
   uint32_t input_tokens = 0;  // estimate
   uint32_t max_tokens = 0;
-  uint64_t max_cost_msat = 0;  // 0: no cap
-  std::string priority = "normal";
-  int64_t deadline = 0;  // unix seconds; 0: none
+  uint64_t max_cost_msat = 0;       // 0: no cap
+  std::string priority = "medium";  // parsed canonically ("normal" read as "medium")
+  int64_t deadline = 0;             // unix seconds; 0: none
 
   bool operator==(const QuoteRequest&) const = default;
 };
@@ -191,11 +217,13 @@ struct JobRequest {
   uint32_t max_tokens = 256;
   SamplingParams sampling;     // on the wire as flat fields: temperature, top_k, ..., seed, stop
   bool deterministic = false;  // run as the model's announced `determinism` pins, for reproducible text
-  uint64_t max_cost_msat = 0;  // 0: no cap
-  std::string priority = "normal";
-  int64_t deadline = 0;     // finish by: unix seconds; 0: none
-  int64_t start_by = 0;     // the job must start (be accepted) by then: unix seconds; 0: none
-  std::string quote_id;     // set when answering an offer
+  // 0: no cap. A hard cap: the provider ends the output before the next token would make the charge exceed
+  // it (finish_reason "budget") and never charges more.
+  uint64_t max_cost_msat = 0;
+  std::string priority = "medium";  // parsed canonically ("normal" read as "medium")
+  int64_t deadline = 0;             // finish by: unix seconds; 0: none
+  int64_t start_by = 0;             // the job must start (be accepted) by then: unix seconds; 0: none
+  std::string quote_id;             // set when answering an offer
   std::string resume_text;  // on reassignment: output already delivered, to be continued, not repeated
 
   bool operator==(const JobRequest&) const = default;
@@ -238,7 +266,8 @@ struct Usage {
   bool operator==(const Usage&) const = default;
 };
 
-// Why an output ended: "stop" (end of text or a stop sequence), "length" (max_tokens or the context).
+// Why an output ended: "stop" (end of text or a stop sequence), "length" (max_tokens or the context),
+// "budget" (the next token would have made the charge exceed max_cost_msat).
 
 struct JobResult {
   std::string job_id;
@@ -248,7 +277,7 @@ struct JobResult {
   std::string error_code;  // (not ok) "engine", "canceled", "provider-restarted", ...
   std::string error;
   Usage usage;
-  std::string finish_reason;  // (ok) "stop" or "length"; "" from providers that do not say
+  std::string finish_reason;  // (ok) "stop", "length" or "budget"; "" from providers that do not say
   uint64_t cost_msat = 0;
   double seconds = 0;  // engine time
 
@@ -283,7 +312,33 @@ struct Offer {
   bool operator==(const Offer&) const = default;
 };
 
-using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer>;
+// Reserving slots with a provider for a window of whole hours.
+struct ReservationRequest {
+  std::string reservation_id;  // the consumer's id
+  uint32_t slots = 1;          // 1..max_slots of the provider's terms
+  uint32_t hours = 1;          // 1..max_hours
+  int64_t start = 0;           // unix seconds; 0: from when the provider accepts
+
+  bool operator==(const ReservationRequest&) const = default;
+};
+
+struct ReservationAnswer {
+  std::string reservation_id;
+  bool accepted = false;
+  // Refused: "no-reservations", "too-many-slots", "too-long", "full" (the provider's reserved slots are
+  // taken for part of that window) or "invalid", with a sentence.
+  std::string reason_code;
+  std::string reason;
+  uint32_t slots = 0;             // (accepted) what is held
+  int64_t start = 0;              // (accepted) unix seconds
+  int64_t end = 0;                // (accepted) unix seconds, start + hours * 3600
+  uint32_t discount_percent = 0;  // (accepted) off the list price for jobs in these slots
+
+  bool operator==(const ReservationAnswer&) const = default;
+};
+
+using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer,
+                                ReservationRequest, ReservationAnswer>;
 
 // The kind a message travels as.
 uint32_t kind_of(const JobMessage& m);

@@ -125,7 +125,7 @@ Announcement sample_announcement() {
                       {"text-generation", "chat"},
                       "llama.cpp de3ff81 cpu; threads=2 ubatch=512 flash_attn=off; one sequence per decode"});
   a.models.push_back({"fake-echo", "", "fake", 0, "", 4096, "fake", {"text-generation"}});
-  a.prices = {1000, 2000, 5, 10, {{"low", 80}, {"normal", 100}, {"high", 150}}};
+  a.prices = {1000, 2000, 5, 10, {{"low", 80}, {"medium", 100}, {"high", 150}, {"urgent", 300}}};
   a.capacity = {2, 8, 1, 0};
   return a;
 }
@@ -224,10 +224,39 @@ TEST_F(Sealing, KindsAreTheSpecifiedOnes) {
   EXPECT_EQ(nostr::classify_kind(kJobProgress), nostr::KindClass::kEphemeral);
   EXPECT_EQ(nostr::classify_kind(kJobRequest), nostr::KindClass::kRegular);
   EXPECT_EQ(nostr::classify_kind(kProviderAnnouncement), nostr::KindClass::kAddressable);
-  for (uint32_t k : {8340u, 8342u, 8343u, 8344u, 8345u, 8346u, 28340u})
+  EXPECT_EQ(kind_of(ReservationRequest{"r", 1, 1, 0}), 8347u);
+  EXPECT_EQ(kind_of(ReservationAnswer{}), 8348u);
+  for (uint32_t k : {8340u, 8342u, 8343u, 8344u, 8345u, 8346u, 8347u, 8348u, 28340u})
     EXPECT_TRUE(is_job_kind(k)) << k;
-  for (uint32_t k : {8341u, 38340u, 1u, 8347u, 5050u})
+  for (uint32_t k : {8341u, 38340u, 1u, 8349u, 5050u})
     EXPECT_FALSE(is_job_kind(k)) << k;
+}
+
+TEST(Content, ReservationMessagesRoundTripAndAreChecked) {
+  const ReservationRequest request{"r-1", 2, 3, kNow + 60};
+  auto back = from_content(kReservationRequest, to_content(JobMessage{request}));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(std::get<ReservationRequest>(*back), request);
+  const ReservationAnswer yes{"r-1", true, "", "", 2, kNow, kNow + 3 * 3600, 20};
+  auto yes_back = from_content(kReservationAnswer, to_content(JobMessage{yes}));
+  ASSERT_TRUE(yes_back) << yes_back.error().to_string();
+  EXPECT_EQ(std::get<ReservationAnswer>(*yes_back), yes);
+  const ReservationAnswer no{"r-1", false, "full", "all reserved", 0, 0, 0, 0};
+  auto no_back = from_content(kReservationAnswer, to_content(JobMessage{no}));
+  ASSERT_TRUE(no_back) << no_back.error().to_string();
+  EXPECT_EQ(std::get<ReservationAnswer>(*no_back), no);
+  EXPECT_EQ(from_content(kReservationRequest, R"({"v":1,"reservation_id":"r","slots":0,"hours":1})")
+                .error()
+                .message,
+            "slots: must be an integer from 1 to 1024");
+  EXPECT_EQ(from_content(kReservationRequest, R"({"v":1,"reservation_id":"r","slots":1,"hours":9000})")
+                .error()
+                .message,
+            "hours: must be an integer from 1 to 8760");
+  EXPECT_EQ(
+      from_content(kReservationAnswer, R"({"v":1,"reservation_id":"r","accepted":false})").error().message,
+      "reason_code: must not be empty");
+  EXPECT_FALSE(validate(JobMessage{ReservationAnswer{"r", true, "", "", 1, kNow, kNow, 0}}));
 }
 
 TEST_F(Sealing, MaximumSizesWorkEndToEnd) {
@@ -452,12 +481,34 @@ TEST(Content, EachRequiredFieldMissingIsNamed) {
   EXPECT_EQ(failed.error().message, "error_code: must not be empty");
 }
 
+TEST(Content, NormalIsReadAsMediumEverywhere) {
+  auto r = from_content(
+      kJobRequest,
+      R"({"v":1,"job_id":"j","attempt":1,"model":"m","prompt":"hi","max_tokens":5,"priority":"normal"})");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(std::get<JobRequest>(*r).priority, "medium");
+  for (const char* p : {"low", "medium", "high", "urgent"}) {
+    JobRequest m = std::get<JobRequest>(*r);
+    m.priority = p;
+    auto back = from_content(kJobRequest, to_content(JobMessage{m}));
+    ASSERT_TRUE(back) << back.error().to_string();
+    EXPECT_EQ(std::get<JobRequest>(*back).priority, p);
+  }
+  EXPECT_EQ(canonical_priority("normal"), "medium");
+  EXPECT_EQ(canonical_priority("urgent"), "urgent");
+  EXPECT_EQ(canonical_priority("Urgent"), "");
+  EXPECT_LT(priority_rank("urgent"), priority_rank("high"));
+  EXPECT_LT(priority_rank("high"), priority_rank("normal"));
+  EXPECT_EQ(priority_rank("normal"), priority_rank("medium"));
+  EXPECT_LT(priority_rank("medium"), priority_rank("low"));
+}
+
 TEST(Content, OptionalFieldsTakeTheirDefaults) {
   auto r = from_content(kJobRequest,
                         R"({"v":1,"job_id":"j","attempt":1,"model":"m","prompt":"hi","max_tokens":5})");
   ASSERT_TRUE(r) << r.error().to_string();
   const auto& m = std::get<JobRequest>(*r);
-  EXPECT_EQ(m.priority, "normal");
+  EXPECT_EQ(m.priority, "medium");
   EXPECT_EQ(m.sampling, SamplingParams{});
   EXPECT_TRUE(m.messages.empty());
   EXPECT_FALSE(m.deterministic);
@@ -557,8 +608,10 @@ TEST(Content, RangesAreChecked) {
       {sample_chat_request(), "messages", json::array{json::object{{"role", "user"}}},
        "messages[0].content: missing"},
       {sample_chat_request(), "messages", json::array{"text"}, "messages[0]: must be an object"},
-      {sample_result(), "finish_reason", json::value("maybe"), "finish_reason: must be stop or length"},
-      {sample_request(), "priority", json::value("urgent"), "priority: must be low, normal or high"},
+      {sample_result(), "finish_reason", json::value("maybe"),
+       "finish_reason: must be stop, length or budget"},
+      {sample_request(), "priority", json::value("critical"),
+       "priority: must be low, medium, high or urgent"},
       {sample_request(), "deadline", json::value(-5), "deadline: must not be negative"},
       {sample_request(), "prompt", json::value(""), "prompt: give either a prompt or messages"},
       {sample_request(), "job_id", json::value("has space"),
@@ -792,11 +845,17 @@ TEST_F(Sealing, AnnouncementIsChecked) {
       content([](json::object& o) { o["hardware"].as_object()["gpus"] = json::array{1}; }).error().message,
       "hardware.gpus[0]: must be an object");
   EXPECT_EQ(content([](json::object& o) {
-              o["prices"].as_object()["priority_percent"] = json::object{{"urgent", 200}};
+              o["prices"].as_object()["priority_percent"] = json::object{{"critical", 200}};
             })
                 .error()
                 .message,
-            "prices.priority_percent.urgent: must be low, normal or high");
+            "prices.priority_percent.critical: must be low, medium, high or urgent");
+  EXPECT_EQ(content([](json::object& o) {
+              o["prices"].as_object()["priority_percent"] = json::object{{"normal", 100}, {"medium", 90}};
+            })
+                .error()
+                .message,
+            "prices.priority_percent.medium: names the same priority as another entry (normal is medium)");
   EXPECT_EQ(content([](json::object& o) { o["models"].as_array()[1].as_object()["name"] = "tinyllama-q4"; })
                 .error()
                 .message,

@@ -55,6 +55,17 @@ void check_model(FieldErrors& e, const std::string& at, const ModelInfo& m, bool
   check_text(e, at + ".determinism", m.determinism, kMaxTextBytes, utf8);
 }
 
+void check_reservation_terms(FieldErrors& e, const ReservationTerms& t) {
+  if (!e.ok() || t.max_slots == 0) return;
+  if (t.discount_percent > 100) e.fail("reservations.discount_percent", "must be from 0 to 100");
+  if (e.ok() && t.max_slots > kMaxReservationSlots) {
+    e.fail("reservations.max_slots", "must be at most " + std::to_string(kMaxReservationSlots));
+  }
+  if (e.ok() && (t.max_hours < 1 || t.max_hours > kMaxReservationHours)) {
+    e.fail("reservations.max_hours", "must be from 1 to " + std::to_string(kMaxReservationHours));
+  }
+}
+
 void check_announcement(FieldErrors& e, const Announcement& a, bool utf8) {
   check_text(e, "name", a.name, kMaxTextBytes, utf8);
   check_text(e, "hardware.cpu_model", a.hardware.cpu_model, kMaxTextBytes, utf8);
@@ -76,15 +87,20 @@ void check_announcement(FieldErrors& e, const Announcement& a, bool utf8) {
     if (e.ok() && !names.insert(a.models[i].name).second) e.fail(at + ".name", "duplicate model name");
   }
   if (e.ok() && a.prices.priority_percent.size() > std::size(kPriorities)) {
-    e.fail("prices.priority_percent", "must name only low, normal and high");
+    e.fail("prices.priority_percent", "must name only low, medium, high and urgent");
   }
+  std::set<std::string_view> priorities;
   for (const auto& [priority, percent] : a.prices.priority_percent) {
     const std::string at = "prices.priority_percent." + priority;
     check_priority(e, at, priority);
+    if (e.ok() && !priorities.insert(canonical_priority(priority)).second) {
+      e.fail(at, "names the same priority as another entry (normal is medium)");
+    }
     if (e.ok() && (percent < 1 || percent > kMaxPriorityPercent)) {
       e.fail(at, "must be an integer from 1 to " + std::to_string(kMaxPriorityPercent));
     }
   }
+  check_reservation_terms(e, a.reservations);
 }
 
 void check_quote_request(FieldErrors& e, const QuoteRequest& q) {
@@ -144,6 +160,13 @@ void write_announcement(ContentWriter& w, const Announcement& a) {
   w.unsigned_integer("busy", a.capacity.busy);
   w.unsigned_integer("queued", a.capacity.queued);
   w.end_object();
+  if (a.reservations.max_slots > 0) {
+    w.begin_object("reservations");
+    w.unsigned_integer("discount_percent", a.reservations.discount_percent);
+    w.unsigned_integer("max_slots", a.reservations.max_slots);
+    w.unsigned_integer("max_hours", a.reservations.max_hours);
+    w.end_object();
+  }
 }
 
 void read_hardware(FieldReader& r, Hardware& h) {
@@ -205,7 +228,7 @@ void read_prices(FieldReader& r, Prices& p) {
   const json::object* percents = pr.object("priority_percent", kOptional);
   if (percents == nullptr) return;
   if (percents->size() > std::size(kPriorities)) {
-    r.errors().fail("prices.priority_percent", "must name only low, normal and high");
+    r.errors().fail("prices.priority_percent", "must name only low, medium, high and urgent");
     return;
   }
   FieldReader ppr(*percents, r.errors(), "prices.priority_percent.");
@@ -214,7 +237,17 @@ void read_prices(FieldReader& r, Prices& p) {
     uint32_t percent = 0;
     ppr.integer(priority, percent, kRequired);
     if (!r.errors().ok()) return;
-    p.priority_percent.emplace(priority, percent);
+    const std::string_view canonical = canonical_priority(priority);
+    if (canonical.empty()) {
+      r.errors().fail("prices.priority_percent." + std::string(priority),
+                      "must be low, medium, high or urgent");
+      return;
+    }
+    if (!p.priority_percent.emplace(canonical, percent).second) {
+      r.errors().fail("prices.priority_percent." + std::string(priority),
+                      "names the same priority as another entry (normal is medium)");
+      return;
+    }
   }
 }
 
@@ -230,6 +263,12 @@ void read_announcement(FieldReader& r, Announcement& a) {
     cr.integer("queue", a.capacity.queue, kOptional);
     cr.integer("busy", a.capacity.busy, kOptional);
     cr.integer("queued", a.capacity.queued, kOptional);
+  }
+  if (const json::object* o = r.object("reservations", kOptional)) {
+    FieldReader rr(*o, r.errors(), "reservations.");
+    rr.integer("discount_percent", a.reservations.discount_percent, kOptional);
+    rr.integer("max_slots", a.reservations.max_slots, kRequired);
+    rr.integer("max_hours", a.reservations.max_hours, kRequired);
   }
 }
 
@@ -250,6 +289,7 @@ void read_quote_request(FieldReader& r, QuoteRequest& q) {
   r.integer("max_tokens", q.max_tokens, kRequired);
   r.integer("max_cost_msat", q.max_cost_msat, kOptional);
   r.text("priority", q.priority, kOptional);
+  if (q.priority == "normal") q.priority = "medium";
   r.integer("deadline", q.deadline, kOptional);
 }
 

@@ -6,7 +6,7 @@
 namespace infernet::provider::internal {
 namespace {
 
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE jobs (
   request_id TEXT PRIMARY KEY,
@@ -27,6 +27,20 @@ CREATE TABLE node_state (
   name TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 );
+)sql",
+    // 2: reserved capacity (provider/internal/reservations.hpp).
+    R"sql(
+CREATE TABLE reservations (
+  consumer TEXT NOT NULL,
+  id TEXT NOT NULL,
+  slots INTEGER NOT NULL,
+  start_at INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  discount_percent INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (consumer, id)
+);
+CREATE INDEX reservations_end ON reservations (end_at);
 )sql"};
 
 constexpr const char* kColumns =

@@ -1,6 +1,7 @@
 // Running accepted jobs: the record first, then the acceptance, the engine run, the streamed progress and
 // the recorded result.
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -87,28 +88,51 @@ void NodeCore::on_accept_recorded(const std::shared_ptr<ActiveJob>& job, const n
   // Stopping: the record stays queued and the next start answers it.
   if (stopping_) return;
   publish(accepted, "acceptance");
-  spdlog::info("provider: accepted job {} attempt {} from {} ({}, {} max tokens)", job->request.job_id,
-               job->request.attempt, job->consumer.hex(), job->request.model, job->request.max_tokens);
-  run_on_engine(job);
-}
-
-void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
+  spdlog::info("provider: accepted job {} attempt {} from {} ({}, {} priority, {} max tokens)",
+               job->request.job_id, job->request.attempt, job->consumer.hex(), job->request.model,
+               job->request.priority, job->request.max_tokens);
   bool canceled = false;
   {
     std::lock_guard lock(mu_);
-    // Checked under mu_, which stop() takes after setting stopping_ to collect the runs it cancels: a job
-    // either is collected there or sees stopping_ here.
-    if (stopping_) return;
     canceled = job->cancel_requested;
-    if (!canceled) {
-      job->in_engine = true;
-      ++in_engine_;
-    }
+    if (!canceled) waiting_.push_back(job);
   }
   if (canceled) {
     finish(job, canceled_result(*job), JobRecordState::kCanceled);
     return;
   }
+  start_waiting_jobs();
+}
+
+void NodeCore::start_waiting_jobs() {
+  for (;;) {
+    std::shared_ptr<ActiveJob> next;
+    {
+      std::lock_guard lock(mu_);
+      // Checked under mu_, which stop() takes after setting stopping_ to collect the runs it cancels: a job
+      // either is collected there or is never started.
+      if (stopping_ || waiting_.empty() || in_engine_ >= options_.slots) return;
+      auto first = std::min_element(waiting_.begin(), waiting_.end(), [](const auto& a, const auto& b) {
+        return std::tuple(a->reservation_id.empty(), protocol::priority_rank(a->request.priority),
+                          a->arrival) < std::tuple(b->reservation_id.empty(),
+                                                   protocol::priority_rank(b->request.priority), b->arrival);
+      });
+      next = *first;
+      waiting_.erase(first);
+      next->in_engine = true;
+      ++in_engine_;
+    }
+    run_on_engine(next);
+  }
+}
+
+uint64_t NodeCore::charge(const ActiveJob& job, uint32_t input_tokens, uint32_t output_tokens,
+                          double seconds) const {
+  return actual_cost(options_.prices, job.request.priority, input_tokens, output_tokens, seconds,
+                     job.request.max_cost_msat, job.discount_percent);
+}
+
+void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   {
     std::lock_guard stream(job->stream_mu);
     job->submitted_at = SteadyClock::now();
@@ -127,6 +151,18 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   run.deterministic = job->request.deterministic;
   std::weak_ptr<NodeCore> weak = weak_from_this();
   engine::GenerateCallbacks callbacks;
+  callbacks.on_prompt = [weak, job](uint32_t input_tokens) {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard stream(job->stream_mu);
+    job->engine_input_tokens = input_tokens;
+    // Not even one token fits: the run is stopped before it produces any (after submit, below).
+    const uint64_t cap = job->request.max_cost_msat;
+    if (cap != 0 && actual_cost(core->options_.prices, job->request.priority, input_tokens, 1, 0, 0,
+                                job->discount_percent) > cap) {
+      job->over_budget = true;
+    }
+  };
   callbacks.on_piece = [weak, job](std::string_view piece, uint32_t tokens) {
     if (auto core = weak.lock()) core->on_piece(*job, piece, tokens);
   };
@@ -150,6 +186,7 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
     result.error_code = submitted.error().code == ErrorCode::kInvalidInput ? "invalid-input" : "engine";
     result.error = submitted.error().message;
     finish(job, std::move(result), JobRecordState::kFailed);
+    start_waiting_jobs();
     return;
   }
   // A cancel (or stop) that came between the check above and the submission found nothing to cancel in the
@@ -158,6 +195,10 @@ void NodeCore::run_on_engine(const std::shared_ptr<ActiveJob>& job) {
   {
     std::lock_guard lock(mu_);
     cancel_now = job->cancel_requested || stopping_;
+  }
+  {
+    std::lock_guard stream(job->stream_mu);
+    cancel_now = cancel_now || job->over_budget;
   }
   if (cancel_now) engine_.cancel(job->key);
 }
@@ -177,7 +218,7 @@ void NodeCore::send_status(const ActiveJob& job, protocol::JobStatusCode code) {
 
 void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens) {
   std::lock_guard stream(job.stream_mu);
-  if (job.truncated) return;
+  if (job.truncated || job.over_budget) return;
   if (!job.started) {
     job.started = true;
     job.started_at = SteadyClock::now();
@@ -193,6 +234,16 @@ void NodeCore::on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens)
     }
   }
   job.tokens = tokens;
+  // The hard cap: this piece is within it (the previous one checked), and the run ends here if one more
+  // token, at the engine time spent so far, would make the charge exceed max_cost_msat. The input counts
+  // as the engine tokenized it when it said, else as the estimate did.
+  const uint32_t input = job.engine_input_tokens != 0 ? job.engine_input_tokens : job.input_tokens;
+  if (job.request.max_cost_msat != 0 && tokens < job.request.max_tokens &&
+      actual_cost(options_.prices, job.request.priority, input, tokens + 1, seconds_since(job.started_at), 0,
+                  job.discount_percent) > job.request.max_cost_msat) {
+    job.over_budget = true;
+    engine_.cancel(job.key);
+  }
   if (piece.empty()) return;
   if (job.output.size() + piece.size() > protocol::kMaxOutputBytes) {
     // The protocol's limit on one result: stop here as if max_tokens had been reached.
@@ -255,17 +306,23 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
   {
     std::lock_guard stream(job->stream_mu);
     const bool canceled = !outcome && engine::is_canceled(outcome.error());
-    if (canceled && stopping_ && !cancel_requested && !job->truncated) {
+    if (canceled && stopping_ && !cancel_requested && !job->truncated && !job->over_budget) {
       leave_for_restart = true;
     } else {
       // No last progress event: the result carries the whole output.
-      result.usage.input_tokens = outcome ? outcome->input_tokens : job->input_tokens;
+      const uint32_t input = job->engine_input_tokens != 0 ? job->engine_input_tokens : job->input_tokens;
+      result.usage.input_tokens = outcome ? outcome->input_tokens : input;
       result.usage.output_tokens = outcome ? outcome->output_tokens : job->tokens;
       result.seconds = outcome ? outcome->seconds : seconds_since(job->started_at);
-      if (outcome || job->truncated) {
+      // A run stopped for the budget may still have ended on its own at that same token.
+      const bool budget = job->over_budget && !(outcome && outcome->output_tokens <= job->tokens);
+      if (outcome || job->truncated || job->over_budget) {
         result.ok = true;
         result.output = job->output;
-        result.finish_reason = outcome ? engine::to_string(outcome->finish_reason) : "length";
+        result.finish_reason = budget    ? engine::to_string(engine::FinishReason::kBudget)
+                               : outcome ? engine::to_string(outcome->finish_reason)
+                                         : "length";
+        if (budget) result.usage.output_tokens = job->tokens;
         result.error_code.clear();
         result.error.clear();
         state = JobRecordState::kCompleted;
@@ -276,8 +333,7 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
         result.error = canceled ? "the engine stopped the run" : outcome.error().message;
       }
       // Canceled and failed runs are charged for what was produced; the consumer saw it streamed.
-      result.cost_msat = actual_cost(options_.prices, job->request.priority, result.usage.input_tokens,
-                                     result.usage.output_tokens, result.seconds, job->request.max_cost_msat);
+      result.cost_msat = charge(*job, result.usage.input_tokens, result.usage.output_tokens, result.seconds);
     }
   }
   if (leave_for_restart) {
@@ -295,6 +351,7 @@ void NodeCore::on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::Gen
     --in_engine_;
   }
   engine_idle_.notify_all();
+  start_waiting_jobs();
 }
 
 void NodeCore::finish(const std::shared_ptr<ActiveJob>& job, protocol::JobResult result,

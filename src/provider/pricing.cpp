@@ -1,5 +1,6 @@
 #include "provider/internal/pricing.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -20,10 +21,13 @@ uint64_t scaled(uint64_t a, uint64_t b, uint64_t divisor) {
   return v > kMax ? kMax : static_cast<uint64_t>(v);
 }
 
-uint64_t with_priority(const protocol::Prices& prices, std::string_view priority, uint64_t base) {
-  auto it = prices.priority_percent.find(std::string(priority));
+uint64_t with_priority(const protocol::Prices& prices, std::string_view priority, uint64_t base,
+                       uint32_t discount_percent) {
+  auto it = prices.priority_percent.find(std::string(protocol::canonical_priority(priority)));
   const uint64_t percent = it == prices.priority_percent.end() ? 100 : it->second;
-  return scaled(base, percent, 100);
+  const uint64_t kept = 100 - std::min<uint32_t>(discount_percent, 100);
+  // One division, so a discount and a multiplier together round once.
+  return scaled(base, percent * kept, 10'000);
 }
 
 }  // namespace
@@ -40,15 +44,15 @@ uint32_t count_words(std::string_view text) {
 }
 
 uint64_t estimate_cost(const protocol::Prices& prices, std::string_view priority, uint32_t input_tokens,
-                       uint32_t max_tokens) {
+                       uint32_t max_tokens, uint32_t discount_percent) {
   uint64_t base = prices.per_job_msat;
   base = saturating_add(base, scaled(prices.per_1k_input_msat, input_tokens, 1000));
   base = saturating_add(base, scaled(prices.per_1k_output_msat, max_tokens, 1000));
-  return with_priority(prices, priority, base);
+  return with_priority(prices, priority, base, discount_percent);
 }
 
 uint64_t actual_cost(const protocol::Prices& prices, std::string_view priority, uint32_t input_tokens,
-                     uint32_t output_tokens, double seconds, uint64_t cap_msat) {
+                     uint32_t output_tokens, double seconds, uint64_t cap_msat, uint32_t discount_percent) {
   uint64_t base = prices.per_job_msat;
   base = saturating_add(base, scaled(prices.per_1k_input_msat, input_tokens, 1000));
   base = saturating_add(base, scaled(prices.per_1k_output_msat, output_tokens, 1000));
@@ -58,7 +62,7 @@ uint64_t actual_cost(const protocol::Prices& prices, std::string_view priority, 
     const uint64_t ms_int = ms >= 1e18 ? kMax : static_cast<uint64_t>(ms);
     base = saturating_add(base, scaled(prices.per_second_msat, ms_int, 1000));
   }
-  const uint64_t cost = with_priority(prices, priority, base);
+  const uint64_t cost = with_priority(prices, priority, base, discount_percent);
   return cap_msat != 0 && cost > cap_msat ? cap_msat : cost;
 }
 

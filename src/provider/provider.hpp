@@ -20,6 +20,15 @@
 //  - resume_text: the engine continues after it (max_tokens counts the whole output, resumed part included);
 //    usage and cost count only the tokens this attempt generated (docs/market-failover.md).
 //  - Quote requests for a served model, within the cap and while there is room, get an Offer valid 30 s.
+//  - Queue order: jobs wait in the provider (the engine gets one run per slot) and start reserved first,
+//    then urgent, high, medium, low, first come first served within a level. A running job is never
+//    preempted.
+//  - The budget cap: after each token, if one more token (at the engine time so far) would make the charge
+//    exceed max_cost_msat, the run ends there with finish_reason "budget"; no charge exceeds the cap.
+//  - Reservations (kReservationRequest): answered accepted or refused with a reason code; accepted ones are
+//    recorded and survive restarts. During its window, a reserving consumer's jobs, up to its reserved
+//    slots at a time, are taken even when the queue is full, start ahead of all others and are charged the
+//    discount. An idle reserved slot serves others; a job is never preempted for a reservation.
 //  - The announcement is refreshed every heartbeat (expiring after 3) and, at most once a second, when the
 //    load (busy, queued) changes.
 //
@@ -48,6 +57,8 @@ struct ProviderOptions {
   uint32_t slots = 2;                  // must match the engine's
   uint32_t queue = 8;                  // jobs waiting beyond the slots; more are rejected "busy"
   std::chrono::seconds heartbeat{10};  // announcement refresh; its expiration is 3 heartbeats
+  // Reserved capacity offered (announced when max_slots > 0): max_slots at most `slots`.
+  protocol::ReservationTerms reservations;
 };
 
 // What the provider reports about itself, for tests and /metrics.
@@ -61,6 +72,8 @@ struct ProviderStats {
   uint32_t queued = 0;    // the rest of them
   uint64_t replayed = 0;  // requests seen again and answered from the record (the stored result re-sent)
   uint64_t offers = 0;    // quote requests answered with an offer
+  uint64_t reservations_accepted = 0;
+  uint64_t reservations_refused = 0;
 };
 
 class ProviderNode {

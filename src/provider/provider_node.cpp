@@ -78,6 +78,12 @@ Status NodeCore::start() {
   }
   if (models_.empty()) return make_error(ErrorCode::kInvalidInput, "provider: the engine serves no models");
   if (auto st = recover_unfinished(); !st) return st;
+  auto reservations = reader_.reservations(clock_.now_unix());
+  if (!reservations) return tl::unexpected(with_context(reservations.error(), "provider database"));
+  {
+    std::lock_guard lock(mu_);
+    reservations_ = std::move(*reservations);
+  }
 
   auto last_seen = reader_.last_seen();
   if (!last_seen) return tl::unexpected(with_context(last_seen.error(), "provider database"));
@@ -100,7 +106,8 @@ void NodeCore::subscribe(int64_t since) {
     if (auto core = weak.lock()) core->enqueue(event);
   };
   nostr::Filter jobs;
-  jobs.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt};
+  jobs.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt,
+                                     protocol::kReservationRequest};
   jobs.tags.push_back(nostr::TagCondition{"p", {pubkey_hex_}});
   jobs.since = since;
   job_subscription_ = pool_.subscribe({jobs}, relay::SubscriptionCallbacks{.on_event = on_event});
@@ -173,6 +180,30 @@ std::string NodeCore::start_by_problem(int64_t start_by, int64_t now) {
            " s of queued work ahead";
   }
   return "";
+}
+
+uint32_t NodeCore::jobs_ahead(const ActiveJob& job) const {
+  const int rank = protocol::priority_rank(job.request.priority);
+  const bool reserved = !job.reservation_id.empty();
+  uint32_t ahead = 0;
+  for (const auto& [key, other] : jobs_by_key_) {
+    if (other.get() == &job || other->in_engine) continue;
+    const bool other_reserved = !other->reservation_id.empty();
+    if (other_reserved || (!reserved && protocol::priority_rank(other->request.priority) <= rank)) ++ahead;
+  }
+  return ahead;
+}
+
+const Reservation* NodeCore::reservation_for(const std::string& consumer_hex, int64_t now) const {
+  for (const auto& r : reservations_) {
+    if (r.consumer != consumer_hex || !r.active_at(now)) continue;
+    uint32_t holding = 0;
+    for (const auto& [key, job] : jobs_by_key_) {
+      if (job->reservation_id == r.id && job->consumer.hex() == consumer_hex) ++holding;
+    }
+    if (holding < r.slots) return &r;
+  }
+  return nullptr;
 }
 
 uint32_t NodeCore::eta_ms(uint32_t jobs_ahead) const {
@@ -250,6 +281,7 @@ void NodeCore::handle_event(const nostr::Event& event) {
   std::visit(Overloaded{[&](const protocol::JobRequest& m) { handle_request(*opened, m); },
                         [&](const protocol::JobCancel& m) { handle_cancel(*opened, m); },
                         [&](const protocol::JobReceipt& m) { handle_receipt(*opened, m); },
+                        [&](const protocol::ReservationRequest& m) { handle_reservation(*opened, m); },
                         [&](const auto&) {
                           spdlog::debug("provider: ignoring a kind {} message addressed to us", event.kind);
                         }},
@@ -340,27 +372,41 @@ void NodeCore::handle_request(const protocol::Opened& opened, const protocol::Jo
       return;
     }
   }
-  const uint32_t input_tokens = count_words(request.prompt);
-  const uint64_t estimate =
-      estimate_cost(options_.prices, request.priority, input_tokens, request.max_tokens);
+  auto job =
+      std::make_shared<ActiveJob>(key, request_id, opened.sender, request, count_words(request.prompt));
+  {
+    std::lock_guard lock(mu_);
+    if (const Reservation* r = reservation_for(consumer_hex, now)) {
+      job->reservation_id = r->id;
+      job->discount_percent = r->discount_percent;
+    }
+  }
+  const uint32_t input_tokens = job->input_tokens;
+  const uint64_t estimate = estimate_cost(options_.prices, request.priority, input_tokens, request.max_tokens,
+                                          job->discount_percent);
   if (request.max_cost_msat != 0 && estimate > request.max_cost_msat) {
     reject(opened.sender, request, "price-too-low",
            "the estimated cost " + std::to_string(estimate) + " msat exceeds max_cost_msat " +
                std::to_string(request.max_cost_msat));
     return;
   }
-  auto job = std::make_shared<ActiveJob>(key, request_id, opened.sender, request, input_tokens);
   uint32_t queue_position = 0;
   uint32_t retry_after = 0;
   {
     std::lock_guard lock(mu_);
     const uint32_t active = active_jobs();
-    if (active >= options_.slots + options_.queue) {
+    // A reserved job is bounded by its reservation's slots (reservation_for), not by the queue.
+    if (active >= options_.slots + options_.queue && job->reservation_id.empty()) {
       // About when the next place frees up: a job's engine time spread over the slots.
       retry_after = static_cast<uint32_t>(std::clamp(
           std::ceil(average_run_ms_ / std::max<uint32_t>(1, options_.slots) / 1000.0), 1.0, 300.0));
     } else {
-      queue_position = active < options_.slots ? 0 : active - options_.slots + 1;
+      job->arrival = next_arrival_++;
+      // Jobs accepted but not yet handed to the engine (their record still being written) take the free
+      // slots first.
+      const uint32_t free_slots = options_.slots - std::min(in_engine_, options_.slots);
+      const uint32_t ahead = jobs_ahead(*job);
+      queue_position = active < options_.slots ? 0 : 1 + (ahead > free_slots ? ahead - free_slots : 0);
       jobs_by_key_.emplace(key, job);
       jobs_by_request_.emplace(request_id, job);
       ++counts_.accepted;
@@ -381,6 +427,7 @@ void NodeCore::handle_cancel(const protocol::Opened& opened, const protocol::Job
   // The key holds the sender, so only the job's own consumer can name it.
   const std::string key = job_key(opened.sender.hex(), cancel.job_id, cancel.attempt);
   bool in_engine = false;
+  std::shared_ptr<ActiveJob> waiting;
   {
     std::lock_guard lock(mu_);
     auto it = jobs_by_key_.find(key);
@@ -392,12 +439,17 @@ void NodeCore::handle_cancel(const protocol::Opened& opened, const protocol::Job
     if (it->second->cancel_requested) return;
     it->second->cancel_requested = true;
     in_engine = it->second->in_engine;
+    if (auto w = std::find(waiting_.begin(), waiting_.end(), it->second); w != waiting_.end()) {
+      waiting = *w;
+      waiting_.erase(w);
+    }
   }
   spdlog::info("provider: job {} canceled by its consumer{}", cancel.job_id,
                cancel.reason.empty() ? "" : ": " + cancel.reason);
-  // Outside mu_: a queued run's on_done runs inside cancel(). A job not yet in the engine is finished as
-  // canceled when its record commits (on_accept_recorded).
+  // Outside mu_: a queued run's on_done runs inside cancel(). A job whose record has not committed yet is
+  // finished as canceled when it does (on_accept_recorded).
   if (in_engine) engine_.cancel(key);
+  if (waiting) finish(waiting, canceled_result(*waiting), JobRecordState::kCanceled);
 }
 
 void NodeCore::handle_receipt(const protocol::Opened& opened, const protocol::JobReceipt& receipt) {
@@ -464,6 +516,64 @@ void NodeCore::handle_quote(const nostr::Event& event) {
   publish(*sealed, "offer");
 }
 
+void NodeCore::handle_reservation(const protocol::Opened& opened,
+                                  const protocol::ReservationRequest& request) {
+  const std::string consumer = opened.sender.hex();
+  const int64_t now = clock_.now_unix();
+  protocol::ReservationAnswer answer;
+  bool fresh = false;
+  Reservation recorded;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(reservations_, [now](const Reservation& r) { return r.end <= now; });
+    answer = decide_reservation(options_.reservations, reservations_, consumer, request, now);
+    fresh = answer.accepted && std::none_of(reservations_.begin(), reservations_.end(), [&](const auto& r) {
+              return r.consumer == consumer && r.id == request.reservation_id;
+            });
+    if (fresh) {
+      recorded = Reservation{request.reservation_id,  consumer, answer.slots, answer.start, answer.end,
+                             answer.discount_percent, now};
+      reservations_.push_back(recorded);
+    }
+    ++(answer.accepted ? counts_.reservations_accepted : counts_.reservations_refused);
+  }
+  spdlog::info("provider: reservation {} from {} ({} slots, {} h): {}", request.reservation_id, consumer,
+               request.slots, request.hours, answer.accepted ? "accepted" : answer.reason_code);
+  auto sealed = protocol::seal(answer, keys_, opened.sender, now);
+  if (!sealed) {
+    spdlog::error("provider: sealing a reservation answer: {}", sealed.error().to_string());
+    return;
+  }
+  if (!fresh) {
+    publish(*sealed, "reservation answer");
+    return;
+  }
+  // Promised only once recorded: the answer goes out after the commit, and a failed write withdraws it.
+  std::weak_ptr<NodeCore> weak = weak_from_this();
+  auto withdraw = [weak, consumer, id = request.reservation_id] {
+    if (auto core = weak.lock()) {
+      std::lock_guard lock(core->mu_);
+      std::erase_if(core->reservations_,
+                    [&](const Reservation& r) { return r.consumer == consumer && r.id == id; });
+    }
+  };
+  auto submitted = writer_->submit(
+      [recorded](store::Database& db) { return insert_reservation(db, recorded); },
+      [weak, withdraw, event = std::move(*sealed), id = request.reservation_id](const Status& st) {
+        if (!st) {
+          spdlog::error("provider: recording reservation {}: {}", id, st.error().to_string());
+          withdraw();
+          return;
+        }
+        if (auto core = weak.lock()) core->publish(event, "reservation answer");
+      });
+  if (!submitted) {
+    spdlog::warn("provider: reservation {} not recorded: {}", request.reservation_id,
+                 submitted.error().to_string());
+    withdraw();
+  }
+}
+
 // ---- The announcement ----
 
 void NodeCore::announce(bool even_if_unchanged) {
@@ -487,6 +597,7 @@ void NodeCore::announce(bool even_if_unchanged) {
   a.models = models_;
   a.prices = options_.prices;
   a.capacity = capacity;
+  a.reservations = options_.reservations;
   const int64_t ttl = 3 * static_cast<int64_t>(options_.heartbeat.count());
   auto event = protocol::make_announcement(a, keys_, clock_.now_unix(), ttl);
   if (!event) {
@@ -590,6 +701,14 @@ Result<std::unique_ptr<ProviderNode>> ProviderNode::open(const ProviderOptions& 
   if (options.slots == 0) return make_error(ErrorCode::kInvalidInput, "slots: must be at least 1");
   if (options.heartbeat.count() <= 0)
     return make_error(ErrorCode::kInvalidInput, "heartbeat: must be positive");
+  if (const auto& t = options.reservations; t.max_slots > 0) {
+    if (t.max_slots > options.slots)
+      return make_error(ErrorCode::kInvalidInput, "reservations.max_slots: at most the provider's slots");
+    if (t.discount_percent > 100)
+      return make_error(ErrorCode::kInvalidInput, "reservations.discount_percent: must be from 0 to 100");
+    if (t.max_hours < 1 || t.max_hours > protocol::kMaxReservationHours)
+      return make_error(ErrorCode::kInvalidInput, "reservations.max_hours: must be from 1 to 8760");
+  }
   auto db = store::Database::open(options.database);
   if (!db) return tl::unexpected(db.error());
   if (auto st = internal::migrate_job_records(*db); !st) return tl::unexpected(st.error());

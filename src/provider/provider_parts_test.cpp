@@ -65,6 +65,21 @@ TEST(Pricing, EstimateFollowsTheAnnouncedPricesAndPriority) {
   EXPECT_EQ(internal::actual_cost(p, "normal", 40, 10, 0, 0), 7u + 20u + 30u);
 }
 
+TEST(Pricing, FourPrioritiesNormalAsMediumAndAReservationDiscount) {
+  protocol::Prices p;
+  p.per_1k_output_msat = 1000;
+  p.priority_percent = {{"low", 50}, {"medium", 100}, {"high", 150}, {"urgent", 300}};
+  EXPECT_EQ(internal::estimate_cost(p, "urgent", 0, 1000), 3000u);
+  EXPECT_EQ(internal::estimate_cost(p, "high", 0, 1000), 1500u);
+  EXPECT_EQ(internal::estimate_cost(p, "medium", 0, 1000), 1000u);
+  EXPECT_EQ(internal::estimate_cost(p, "normal", 0, 1000), 1000u);
+  EXPECT_EQ(internal::estimate_cost(p, "low", 0, 1000), 500u);
+  // A 20% reservation discount on top of the multiplier, rounded down once: 3000 * 0.8.
+  EXPECT_EQ(internal::estimate_cost(p, "urgent", 0, 1000, 20), 2400u);
+  EXPECT_EQ(internal::actual_cost(p, "low", 0, 333, 0, 0, 20), 133u);  // 333 * 0.5 * 0.8 = 133.2
+  EXPECT_EQ(internal::estimate_cost(p, "medium", 0, 1000, 100), 0u);
+}
+
 TEST(Pricing, SaturatesInsteadOfOverflowing) {
   protocol::Prices p;
   p.per_job_msat = std::numeric_limits<uint64_t>::max() - 5;

@@ -20,6 +20,7 @@
 
 #include "core/encoding.hpp"
 #include "engine/fake/fake_engine.hpp"
+#include "engine/llama/llama_engine.hpp"
 #include "net/io_pool.hpp"
 #include "net/server.hpp"
 #include "provider/internal/job_records.hpp"
@@ -94,7 +95,7 @@ class ProviderTest : public ::testing::Test {
     options_.prices.per_job_msat = 10;
     options_.prices.per_1k_input_msat = 1000;
     options_.prices.per_1k_output_msat = 2000;
-    options_.prices.priority_percent = {{"normal", 100}, {"high", 150}};
+    options_.prices.priority_percent = {{"low", 50}, {"medium", 100}, {"high", 150}, {"urgent", 200}};
     options_.slots = 2;
     options_.queue = 2;
   }
@@ -140,7 +141,7 @@ class ProviderTest : public ::testing::Test {
   void listen() {
     nostr::Filter mine;
     mine.kinds = std::vector<uint32_t>{protocol::kOffer, protocol::kJobStatus, protocol::kJobResult,
-                                       protocol::kJobProgress};
+                                       protocol::kJobProgress, protocol::kReservationAnswer};
     mine.tags.push_back({"p", {consumer_keys_.public_key().hex()}});
     nostr::Filter announcements;
     announcements.kinds = std::vector<uint32_t>{protocol::kProviderAnnouncement};
@@ -644,6 +645,292 @@ TEST_F(ProviderTest, OpenRefusesAnInMemoryDatabase) {
   ASSERT_FALSE(node);
   EXPECT_EQ(node.error().code, ErrorCode::kInvalidInput);
   EXPECT_NE(node.error().message.find("database"), std::string::npos);
+}
+
+// ---- Priorities and the budget cap ----
+
+TEST_F(ProviderTest, QueuedJobsStartInPriorityOrderAndPayTheirMultiplier) {
+  options_.slots = 1;
+  options_.queue = 8;
+  listen();
+  start_provider(20ms);
+  // The only slot is busy for about 0.6 s, long enough for the rest to be recorded behind it.
+  send(request("first", "w x", 30));
+  ASSERT_TRUE(wait_status("first", protocol::JobStatusCode::kRunning));
+  const std::vector<std::pair<std::string, std::string>> sent = {{"low-1", "low"},   {"medium-1", "normal"},
+                                                                 {"high-1", "high"}, {"urgent-1", "urgent"},
+                                                                 {"low-2", "low"},   {"urgent-2", "urgent"}};
+  for (const auto& [id, priority] : sent) {
+    auto r = request(id, "w x", 2);
+    r.priority = priority;
+    send(r);
+  }
+  for (const auto& [id, priority] : sent)
+    ASSERT_TRUE(wait_status(id, protocol::JobStatusCode::kAccepted)) << id;
+  // Places in line count the jobs of the same or a higher priority that came first.
+  EXPECT_EQ(wait_status("urgent-1", protocol::JobStatusCode::kAccepted)->queue_position, 1u);
+  EXPECT_EQ(wait_status("low-2", protocol::JobStatusCode::kAccepted)->queue_position, 5u);
+  EXPECT_EQ(node_->stats().running, 1u);
+  ASSERT_TRUE(inbox_->wait([&] { return inbox_->all<protocol::JobResult>().size() == 7; }, 10s));
+  std::vector<std::string> order;
+  for (const auto& r : inbox_->all<protocol::JobResult>()) {
+    EXPECT_TRUE(r.ok) << r.job_id << ": " << r.error;
+    order.push_back(r.job_id);
+  }
+  // The running job is not preempted; then urgent, high, medium, low, first come first served in a level.
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "urgent-1", "urgent-2", "high-1", "medium-1", "low-1",
+                                             "low-2"}));
+  // 10 + 1000 * 2 / 1000 + 2000 * 2 / 1000 = 16 msat at list price.
+  EXPECT_EQ(wait_result("urgent-1")->cost_msat, 32u);
+  EXPECT_EQ(wait_result("high-1")->cost_msat, 24u);
+  EXPECT_EQ(wait_result("medium-1")->cost_msat, 16u);
+  EXPECT_EQ(wait_result("low-1")->cost_msat, 8u);
+}
+
+TEST_F(ProviderTest, ACanceledQueuedJobLeavesTheLineAndTheNextStarts) {
+  options_.slots = 1;
+  options_.queue = 4;
+  listen();
+  start_provider(20ms);
+  send(request("first", "w x", 15));
+  ASSERT_TRUE(wait_status("first", protocol::JobStatusCode::kRunning));
+  auto urgent = request("urgent", "w x", 2);
+  urgent.priority = "urgent";
+  send(request("low", "w x", 2));
+  send(urgent);
+  ASSERT_TRUE(wait_status("urgent", protocol::JobStatusCode::kAccepted));
+  send(protocol::JobCancel{.job_id = "urgent", .attempt = 1, .reason = "changed my mind"});
+  auto canceled = wait_result("urgent");
+  ASSERT_TRUE(canceled);
+  EXPECT_EQ(canceled->error_code, "canceled");
+  auto low = wait_result("low");
+  ASSERT_TRUE(low);
+  EXPECT_TRUE(low->ok);
+}
+
+TEST_F(ProviderTest, StopsBeforeTheNextTokenWouldPassTheCapAndSaysBudget) {
+  options_.prices.per_second_msat = 1000;  // 1 msat per millisecond of engine time
+  listen();
+  start_provider(10ms);
+  // The estimate (10 + 2 + 100 = 112 msat) leaves out engine time, which passes the cap after about ten
+  // tokens of 10 ms.
+  auto r = request("capped", "w x", 50);
+  r.max_cost_msat = 150;
+  send(r);
+  auto result = wait_result("capped");
+  ASSERT_TRUE(result);
+  ASSERT_TRUE(result->ok) << result->error;
+  EXPECT_EQ(result->finish_reason, "budget");
+  EXPECT_GT(result->usage.output_tokens, 0u);
+  EXPECT_LT(result->usage.output_tokens, 50u);
+  EXPECT_LE(result->cost_msat, 150u);
+  // The tokens charged for are the tokens delivered: the output is the uncapped output cut there.
+  EXPECT_EQ(result->output, engine::fake_echo_output("w x", result->usage.output_tokens));
+  // The output tokens alone, without time, stay within the cap: the stop came from the next token's cost.
+  EXPECT_LE(10u + 2u + 2u * result->usage.output_tokens, 150u);
+}
+
+TEST_F(ProviderTest, AJobWithinItsCapEndsAsUsual) {
+  listen();
+  start_provider();
+  auto r = request("fits", "w x", 10);
+  r.max_cost_msat = 32;  // exactly the estimate
+  send(r);
+  auto result = wait_result("fits");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->finish_reason, "length");
+  EXPECT_EQ(result->usage.output_tokens, 10u);
+  EXPECT_EQ(result->cost_msat, 32u);
+}
+
+TEST_F(ProviderTest, WithTheLlamaEngineTheCapCountsTheModelsOwnTokens) {
+  if (std::string(INFERNET_TINY_MODEL).empty() || !fs::exists(INFERNET_TINY_MODEL))
+    GTEST_SKIP() << "the build's tiny model is missing: " << INFERNET_TINY_MODEL;
+  fs::create_directories(dir_ / "models");
+  fs::copy_file(INFERNET_TINY_MODEL, dir_ / "models" / "tiny.gguf");
+  engine::LlamaEngineOptions o;
+  o.models_dir = dir_ / "models";
+  o.slots = options_.slots;
+  o.threads = 1;  // one thread: ggml's workers spin, and a loaded machine then slows every decode
+  o.context = 256;
+  auto llama = engine::make_llama_engine(o);
+  ASSERT_TRUE(llama) << llama.error().to_string();
+  engine_ = std::move(*llama);
+  const std::string model = engine_->models().at(0).name;
+  // 1 msat per token, in or out. The provider's estimate counts the prompt as one word (1 + 40 = 41 msat,
+  // within the cap); the model's tokenizer makes it many tokens, so the cap is met before max_tokens.
+  options_.prices = {};
+  options_.prices.per_1k_input_msat = 1000;
+  options_.prices.per_1k_output_msat = 1000;
+  listen();
+  start_provider();
+  auto r = request("llama-capped", "Once,upon,a,time,there,was", 40);
+  r.model = model;
+  r.max_cost_msat = 41;
+  send(r);
+  auto result = wait_result("llama-capped");
+  ASSERT_TRUE(result);
+  ASSERT_TRUE(result->ok) << result->error;
+  EXPECT_EQ(result->finish_reason, "budget");
+  EXPECT_GT(result->usage.input_tokens, 1u);
+  EXPECT_GT(result->usage.output_tokens, 0u);
+  EXPECT_LT(result->usage.output_tokens, 40u);
+  // Each token costs 1 msat: stopping before the next one would pass the cap lands exactly on it.
+  EXPECT_EQ(result->cost_msat, 41u);
+  EXPECT_EQ(result->usage.input_tokens + result->usage.output_tokens, 41u);
+}
+
+// ---- Reservations ----
+
+TEST(Reservations, DecidesByTheTermsAndWhatIsHeld) {
+  using internal::decide_reservation;
+  using internal::Reservation;
+  const protocol::ReservationTerms terms{.discount_percent = 25, .max_slots = 2, .max_hours = 4};
+  const int64_t now = 1'800'000'000;
+  protocol::ReservationRequest r{.reservation_id = "r1", .slots = 1, .hours = 2, .start = 0};
+  auto a = decide_reservation(terms, {}, "alice", r, now);
+  ASSERT_TRUE(a.accepted) << a.reason;
+  EXPECT_EQ(a.start, now);
+  EXPECT_EQ(a.end, now + 2 * 3600);
+  EXPECT_EQ(a.discount_percent, 25u);
+  EXPECT_EQ(decide_reservation({}, {}, "alice", r, now).reason_code, "no-reservations");
+  auto big = r;
+  big.slots = 3;
+  EXPECT_EQ(decide_reservation(terms, {}, "alice", big, now).reason_code, "too-many-slots");
+  auto longer = r;
+  longer.hours = 5;
+  EXPECT_EQ(decide_reservation(terms, {}, "alice", longer, now).reason_code, "too-long");
+  auto past = r;
+  past.start = now - 3600;
+  EXPECT_EQ(decide_reservation(terms, {}, "alice", past, now).reason_code, "invalid");
+  // Two slots are held for [now + 1 h, now + 3 h): a window overlapping them is full, a later one is not.
+  const std::vector<Reservation> held = {{"b1", "bob", 2, now + 3600, now + 3 * 3600, 25, now}};
+  EXPECT_EQ(decide_reservation(terms, held, "alice", r, now).reason_code, "full");
+  auto later = r;
+  later.start = now + 3 * 3600;
+  EXPECT_TRUE(decide_reservation(terms, held, "alice", later, now).accepted);
+  // The holder asking again for its own id gets its reservation back.
+  auto again = decide_reservation(terms, held, "bob", {.reservation_id = "b1", .slots = 2, .hours = 2}, now);
+  EXPECT_TRUE(again.accepted);
+  EXPECT_EQ(again.start, now + 3600);
+}
+
+class ReservationTest : public ProviderTest {
+ protected:
+  // Another consumer, with its own inbox.
+  void listen_as(const nostr::Keypair& keys, const std::shared_ptr<Inbox>& inbox) {
+    nostr::Filter mine;
+    mine.kinds =
+        std::vector<uint32_t>{protocol::kJobStatus, protocol::kJobResult, protocol::kReservationAnswer};
+    mine.tags.push_back({"p", {keys.public_key().hex()}});
+    auto live = std::make_shared<std::promise<void>>();
+    auto ready = live->get_future();
+    consumer_pool_->subscribe(
+        {mine}, relay::SubscriptionCallbacks{.on_event =
+                                                 [inbox, keys](const nostr::Event& e, const std::string&) {
+                                                   std::lock_guard lock(inbox->mu);
+                                                   if (auto opened = protocol::open(e, keys))
+                                                     inbox->messages.push_back(std::move(*opened));
+                                                   inbox->changed.notify_all();
+                                                 },
+                                             .on_eose = [live] { live->set_value(); }});
+    ASSERT_EQ(ready.wait_for(kWait), std::future_status::ready);
+  }
+
+  std::optional<protocol::ReservationAnswer> reserve(const protocol::ReservationRequest& r) {
+    send(r);
+    std::optional<protocol::ReservationAnswer> out;
+    inbox_->wait([&] {
+      for (const auto& a : inbox_->all<protocol::ReservationAnswer>()) {
+        if (a.reservation_id == r.reservation_id) out = a;
+      }
+      return out.has_value();
+    });
+    return out;
+  }
+};
+
+TEST_F(ReservationTest, AReservedJobOvertakesTheQueueAtTheDiscountAndTheReservationSurvivesARestart) {
+  options_.slots = 1;
+  options_.queue = 1;
+  options_.reservations = {.discount_percent = 25, .max_slots = 1, .max_hours = 2};
+  listen();
+  auto other_keys = nostr::Keypair::generate();
+  auto other = std::make_shared<Inbox>();
+  listen_as(other_keys, other);
+  start_provider(20ms);
+  // The announcement carries the terms.
+  ASSERT_TRUE(inbox_->wait([&] {
+    std::lock_guard lock(inbox_->mu);
+    return !inbox_->announcements.empty();
+  }));
+  {
+    std::lock_guard lock(inbox_->mu);
+    auto a = protocol::parse_announcement(inbox_->announcements.back());
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->announcement.reservations, options_.reservations);
+  }
+
+  // Over the provider's limits: refused, nothing held.
+  auto too_many = reserve({.reservation_id = "r-big", .slots = 2, .hours = 1});
+  ASSERT_TRUE(too_many);
+  EXPECT_FALSE(too_many->accepted);
+  EXPECT_EQ(too_many->reason_code, "too-many-slots");
+  auto too_long = reserve({.reservation_id = "r-long", .slots = 1, .hours = 3});
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->reason_code, "too-long");
+  auto held = reserve({.reservation_id = "r-1", .slots = 1, .hours = 1});
+  ASSERT_TRUE(held);
+  ASSERT_TRUE(held->accepted) << held->reason;
+  EXPECT_EQ(held->slots, 1u);
+  EXPECT_EQ(held->end - held->start, 3600);
+  EXPECT_EQ(held->discount_percent, 25u);
+  // The one reservable slot is taken: another consumer is refused.
+  publish(seal_to_provider(protocol::ReservationRequest{.reservation_id = "o-1", .slots = 1, .hours = 1},
+                           other_keys));
+  ASSERT_TRUE(other->wait([&] { return !other->all<protocol::ReservationAnswer>().empty(); }));
+  EXPECT_EQ(other->all<protocol::ReservationAnswer>()[0].reason_code, "full");
+
+  // The other consumer fills the slot and the queue...
+  publish(seal_to_provider(request("o-run", "w x", 20), other_keys));
+  ASSERT_TRUE(other->wait([&] {
+    for (const auto& s : other->all<protocol::JobStatus>("o-run"))
+      if (s.status == protocol::JobStatusCode::kRunning) return true;
+    return false;
+  }));
+  auto urgent = request("o-wait", "w x", 2);
+  urgent.priority = "urgent";
+  publish(seal_to_provider(urgent, other_keys));
+  ASSERT_TRUE(other->wait([&] { return !other->all<protocol::JobStatus>("o-wait").empty(); }));
+  publish(seal_to_provider(request("o-busy", "w x", 2), other_keys));
+  ASSERT_TRUE(other->wait([&] { return !other->all<protocol::JobStatus>("o-busy").empty(); }));
+  EXPECT_EQ(other->all<protocol::JobStatus>("o-busy")[0].reason_code, "busy");
+  // ...and still the reserving consumer's job is taken, and starts before the waiting urgent one.
+  send(request("mine", "w x", 2));
+  auto mine = wait_result("mine");
+  ASSERT_TRUE(mine);
+  ASSERT_TRUE(mine->ok) << mine->error;
+  EXPECT_TRUE(other->all<protocol::JobResult>("o-wait").empty()) << "the reserved job went first";
+  // 16 msat at list price, less 25%.
+  EXPECT_EQ(mine->cost_msat, 12u);
+  ASSERT_TRUE(other->wait([&] { return !other->all<protocol::JobResult>("o-wait").empty(); }));
+  // Urgent, not reserved: 32 msat, no discount.
+  EXPECT_EQ(other->all<protocol::JobResult>("o-wait")[0].cost_msat, 32u);
+
+  // Recorded: a restarted provider still honours it, and answers a retry of the request with it.
+  node_.reset();
+  auto records = internal::JobRecordReader::open(options_.database);
+  ASSERT_TRUE(records);
+  auto stored = records->reservations(clock_.now_unix());
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].id, "r-1");
+  EXPECT_EQ((*stored)[0].consumer, consumer_keys_.public_key().hex());
+  start_provider();
+  send(request("mine-2", "w x", 2));
+  auto again = wait_result("mine-2");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->cost_msat, 12u);
 }
 
 }  // namespace

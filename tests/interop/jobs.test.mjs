@@ -178,7 +178,7 @@ test('a malformed API request gets a 4xx naming the field and stores nothing', a
       [{ model: 5, prompt: 'x' }, 'model'],
       [{ prompt: 'x' }, 'model'],
       [{ model: 'fake-echo', prompt: 'x', max_tokens: 0 }, 'max_tokens'],
-      [{ model: 'fake-echo', prompt: 'x', priority: 'urgent' }, 'priority'],
+      [{ model: 'fake-echo', prompt: 'x', priority: 'asap' }, 'priority'],
       [{ model: 'fake-echo', prompt: 'x', bogus: 1 }, 'bogus'],
     ];
     for (const [body, field] of cases) {

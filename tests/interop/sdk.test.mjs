@@ -90,7 +90,7 @@ test("the guide's first example: submit with input, resources and budget, then w
     'input.num_inference_steps: ignored: model fake-echo takes no such parameter',
   ]);
   assert.equal(job.max_cost_msat, 10000 * 1000, 'sats become millisatoshis');
-  assert.equal(job.priority, 'normal', 'medium is the guide name of normal');
+  assert.equal(job.priority, 'medium', 'medium is the canonical name (normal is read as it)');
   assert.equal(job.gpu_type, 'NVIDIA_A100');
   const done = await client.getJob(job.id);
   assert.equal(done.provider, net.gpuBox.pubkey, 'the A100 provider ran it');

@@ -172,6 +172,9 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::vector<AccountBudgetStatus> budget();
   Result<Estimate> estimate(const JobSpec& spec);
   Result<WhyReport> why(const std::string& job_id);
+  // ---- reservations.cpp ----
+  Result<ReservationRecord> reserve(const ReservationSpec& spec);
+  Result<std::vector<ReservationRecord>> reservations();
 
  private:
   // ---- consumer_node.cpp ----
@@ -257,6 +260,13 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
                            const char* what);
   void apply_chunk(ActiveJob& job, PendingWrite& w, const protocol::JobProgress& chunk);
 
+  // ---- reservations.cpp; under mu_ ----
+  Status load_reservations();
+  void handle(const protocol::Opened& o, const protocol::ReservationAnswer& m, const std::string& event_id);
+  // A provider where a reservation of ours is current and that can take the job now (serves its model,
+  // alive, not tried, not resting), or nullopt.
+  std::optional<std::string> reserved_provider(const ActiveJob& job) const;
+
   const ConsumerOptions options_;
   relay::RelayPool& pool_;
   const nostr::Keypair keys_;
@@ -284,6 +294,10 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   // Providers dropped mid-job (stalled or silent): no new jobs until their next announcement arrives, so
   // that jobs do not queue up on a dead provider for the 3 heartbeats it takes to stop counting as alive.
   std::set<std::string> suspects_;                        // guarded by mu_
+  // Providers that answered "busy", until their retry_after_seconds pass: no job is sent to them before.
+  RestingProviders resting_;  // guarded by mu_
+  // Reservations requested or accepted and not ended, by id; guarded by mu_.
+  std::map<std::string, ReservationRecord> reservations_;
   SeenIds seen_;                                          // guarded by mu_
   uint64_t last_notification_id_ = 0;                     // guarded by mu_
   std::vector<relay::SubscriptionHandle> subscriptions_;  // guarded by mu_

@@ -20,6 +20,9 @@
 
 namespace infernet::consumer::internal {
 
+// Providers (hex) that answered "busy" and when their retry-after ends; they are passed over until then.
+using RestingProviders = std::map<std::string, std::chrono::steady_clock::time_point>;
+
 // What a job asks of a provider: the market's needs, and the providers already tried for it.
 struct MatchRequest {
   market::JobNeeds needs;

@@ -71,6 +71,7 @@ class FakeEngine final : public Engine {
       return make_error(ErrorCode::kInvalidInput,
                         "model: '" + request.model + "' is not served by this engine");
     }
+    if (callbacks.on_prompt) callbacks.on_prompt(static_cast<uint32_t>(split_words(request.prompt).size()));
     {
       std::lock_guard lock(mu_);
       if (stopping_) return make_error(ErrorCode::kIo, "engine: stopped");

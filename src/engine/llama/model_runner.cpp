@@ -186,6 +186,7 @@ Status ModelRunner::submit(GenerateRequest request, GenerateCallbacks callbacks)
                                     " tokens per job"));
     }
   }
+  if (callbacks.on_prompt) callbacks.on_prompt(static_cast<uint32_t>(prompt->size()));
   auto run = std::make_shared<Run>();
   run->resumed = resumed;
   run->request = std::move(request);

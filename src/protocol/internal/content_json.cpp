@@ -374,10 +374,7 @@ void check_non_negative(FieldErrors& errors, std::string_view field, int64_t val
 
 void check_priority(FieldErrors& errors, std::string_view field, std::string_view value) {
   if (!errors.ok()) return;
-  for (const char* p : kPriorities) {
-    if (value == p) return;
-  }
-  errors.fail(field, "must be low, normal or high");
+  if (canonical_priority(value).empty()) errors.fail(field, "must be low, medium, high or urgent");
 }
 
 void check_hex64(FieldErrors& errors, std::string_view field, std::string_view value, Presence presence) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "provider/internal/reservations.hpp"
 #include "store/sqlite.hpp"
 
 namespace infernet::provider::internal {
@@ -79,6 +80,8 @@ class JobRecordReader {
   Result<std::vector<JobRecord>> unfinished();
   // What save_last_seen stored; 0 when nothing was.
   Result<int64_t> last_seen();
+  // Reservations not ended by `now` (provider/internal/reservations.hpp).
+  Result<std::vector<Reservation>> reservations(int64_t now) { return read_reservations(db_, now); }
 
  private:
   explicit JobRecordReader(store::Database db)

@@ -57,8 +57,12 @@ struct ActiveJob {
   const protocol::JobRequest request;
   const uint32_t input_tokens;
 
+  uint64_t arrival = 0;           // guarded by NodeCore::mu_: order of acceptance, FIFO within a priority
   bool cancel_requested = false;  // guarded by NodeCore::mu_
   bool in_engine = false;         // guarded by NodeCore::mu_: submitted, on_done not yet handled
+  // Set when accepted: the reservation whose slot the job may take ("" none) and its discount.
+  std::string reservation_id;
+  uint32_t discount_percent = 0;
 
   // The output stream, written by the engine's callbacks; guarded by stream_mu.
   std::mutex stream_mu;
@@ -66,9 +70,11 @@ struct ActiveJob {
   bool started = false;       // the engine has delivered its first piece
   SteadyClock::time_point submitted_at{};  // handed to the engine
   SteadyClock::time_point started_at{};
-  bool truncated = false;  // stopped at the protocol's output limit
-  std::string output;      // everything delivered so far
-  std::string pending;     // delivered by the engine, not yet sent as progress
+  bool truncated = false;            // stopped at the protocol's output limit
+  bool over_budget = false;          // stopped because the next token would cost more than max_cost_msat
+  uint32_t engine_input_tokens = 0;  // the prompt's tokens as the engine counted them; 0 until it says
+  std::string output;                // everything delivered so far
+  std::string pending;               // delivered by the engine, not yet sent as progress
   uint32_t pending_tokens = 0;
   uint32_t tokens = 0;  // output tokens generated so far
   uint64_t seq = 0;     // progress events sent
@@ -97,6 +103,9 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void handle_cancel(const protocol::Opened& opened, const protocol::JobCancel& cancel);
   void handle_receipt(const protocol::Opened& opened, const protocol::JobReceipt& receipt);
   void handle_quote(const nostr::Event& event);
+  void handle_reservation(const protocol::Opened& opened, const protocol::ReservationRequest& request);
+  // The reservation under which `consumer`'s job may run now, or null; mu_ held.
+  const Reservation* reservation_for(const std::string& consumer_hex, int64_t now) const;
   void reject(const nostr::PublicKey& consumer, const protocol::JobRequest& request, std::string code,
               std::string reason, uint32_t retry_after_seconds = 0);
   // Publishes the announcement; unless `even_if_unchanged` (the heartbeat), only when the load differs from
@@ -110,7 +119,14 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void accept(const std::shared_ptr<ActiveJob>& job, uint32_t queue_position);
   void on_accept_recorded(const std::shared_ptr<ActiveJob>& job, const nostr::Event& accepted,
                           const Status& recorded);
+  // Hands waiting jobs to the engine while a slot is free: reserved jobs first (see reservations), then
+  // urgent, high, medium, low, first come first served within a level. A running job is never preempted.
+  // Any thread; takes mu_.
+  void start_waiting_jobs();
+  // Runs a job start_waiting_jobs took a slot for.
   void run_on_engine(const std::shared_ptr<ActiveJob>& job);
+  // What the job costs with `output_tokens` after `seconds` of engine time, capped at its max_cost_msat.
+  uint64_t charge(const ActiveJob& job, uint32_t input_tokens, uint32_t output_tokens, double seconds) const;
   void on_piece(ActiveJob& job, std::string_view piece, uint32_t tokens);
   void on_done(const std::shared_ptr<ActiveJob>& job, Result<engine::GenerateUsage> outcome);
   void flush_progress(ActiveJob& job);  // job.stream_mu held
@@ -125,6 +141,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   uint32_t eta_ms(uint32_t jobs_ahead) const;  // mu_ held
   // "" when a job asking to start by `start_by` (unix s) can, else why not; takes mu_.
   std::string start_by_problem(int64_t start_by, int64_t now);
+  // Accepted jobs not in the engine that start before `job` (which arrived last); mu_ held.
+  uint32_t jobs_ahead(const ActiveJob& job) const;
 
   const ProviderOptions options_;
   relay::RelayPool& pool_;
@@ -152,7 +170,14 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> jobs_by_key_;      // guarded by mu_
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> jobs_by_request_;  // guarded by mu_
   uint32_t in_engine_ = 0;                                                       // guarded by mu_
-  ProviderStats counts_;                                                         // guarded by mu_
+  // Recorded jobs waiting for a slot; guarded by mu_. Small (the queue option bounds it), so picking the
+  // next one is a scan.
+  std::vector<std::shared_ptr<ActiveJob>> waiting_;
+  uint64_t next_arrival_ = 0;  // guarded by mu_
+  // Reservations accepted and not ended (pruned as they end); guarded by mu_. Decided on the dispatcher,
+  // so a decision sees every earlier one, committed or not.
+  std::vector<Reservation> reservations_;
+  ProviderStats counts_;       // guarded by mu_
   double average_run_ms_ = 0;  // guarded by mu_; moving average of engine time per finished job
 
   // The dispatcher's inbox and timers.

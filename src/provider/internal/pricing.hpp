@@ -15,13 +15,15 @@ namespace infernet::provider::internal {
 uint32_t count_words(std::string_view text);
 
 // per_job + per_1k_input * input_tokens / 1000 + per_1k_output * max_tokens / 1000, times the priority's
-// percentage (100 when the priority is not listed). Saturates instead of overflowing.
+// percentage (100 when the priority is not listed; "normal" is "medium") and less a reservation's
+// `discount_percent` (0..100), rounded down once. Saturates instead of overflowing.
 uint64_t estimate_cost(const protocol::Prices& prices, std::string_view priority, uint32_t input_tokens,
-                       uint32_t max_tokens);
+                       uint32_t max_tokens, uint32_t discount_percent = 0);
 
-// The same with the tokens actually produced, plus per_second for the engine time, capped at `cap_msat`
-// (0: no cap): a consumer is never charged more than it allowed.
+// The same with the tokens actually produced, plus per_second for whole milliseconds of engine time, capped
+// at `cap_msat` (0: no cap): a consumer is never charged more than it allowed.
 uint64_t actual_cost(const protocol::Prices& prices, std::string_view priority, uint32_t input_tokens,
-                     uint32_t output_tokens, double seconds, uint64_t cap_msat);
+                     uint32_t output_tokens, double seconds, uint64_t cap_msat,
+                     uint32_t discount_percent = 0);
 
 }  // namespace infernet::provider::internal
