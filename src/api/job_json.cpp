@@ -383,7 +383,7 @@ json::object provider_to_json(const consumer::ProviderRecord& provider) {
                                                   {"failed", provider.reputation.failed},
                                                   {"slow", provider.reputation.slow},
                                                   {"wrong", provider.reputation.wrong},
-                                                  {"reliability", provider.reputation.reliability()}}}},
+                                                  {"reliability", provider.reputation.reliability()}}},
                       {"reservations", json::object{{"discount_percent", a.reservations.discount_percent},
                                                     {"max_slots", a.reservations.max_slots},
                                                     {"max_hours", a.reservations.max_hours}}}};

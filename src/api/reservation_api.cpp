@@ -19,13 +19,6 @@ net::HttpResponse ok(int status, const json::value& body) {
   return net::json_response(status, json::serialize(body));
 }
 
-net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
-  auto response = error_response(ApiError{
-      405, "method_not_allowed", request.method + " is not allowed here; use " + std::string(allow), ""});
-  response.headers.emplace_back("Allow", std::string(allow));
-  return response;
-}
-
 Status read_count(const json::value& value, std::string_view name, uint32_t& out) {
   const auto n =
       value.is_int64() ? std::optional<int64_t>(value.get_int64())

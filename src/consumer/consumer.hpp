@@ -163,9 +163,67 @@ struct ModelSummary {
   uint64_t min_price_per_1k_output_msat = 0;
 };
 
-  std::string priority = "medium";    // low | medium | high | urgent ("normal": medium)
-  int64_t deadline = 0;               // finish by (API name also finish_by): unix seconds; 0: none
-  int64_t start_by = 0;               // accepted by a provider by then, or expired: unix seconds; 0: none
+// One account-level budget period (consumer.budget_daily_msat, consumer.budget_monthly_msat; UTC calendar).
+struct AccountBudgetStatus {
+  std::string period;           // "daily" | "monthly"
+  uint64_t limit_msat = 0;      // 0: no limit
+  uint64_t spent_msat = 0;      // charged (receipts) in this period
+  uint64_t reserved_msat = 0;   // max_cost_msat of the jobs still in progress
+  uint64_t remaining_msat = 0;  // limit - spent - reserved, at least 0; 0 without a limit
+  int64_t resets_at = 0;        // unix seconds: the start of the next UTC day / month
+};
+
+// What a job would cost before it is submitted (docs/market.md, "Estimates").
+struct Estimate {
+  std::string model;
+  std::string strategy;  // the strategy that chose
+  uint32_t input_tokens = 0;
+  // How input_tokens was counted: "bound" (market::input_token_bound: the consumer has no tokenizer).
+  std::string input_tokens_source = "bound";
+  uint32_t max_tokens = 0;
+  std::string priority;
+  std::optional<market::Assessment> chosen;  // the provider the job would go to now, with its worst case
+  market::Cost expected;                     // at the chosen provider: max_tokens of output, measured speed
+  uint64_t min_msat = 0;                     // worst cases across every eligible provider
+  uint64_t max_msat = 0;
+  size_t eligible = 0;                        // providers that meet every requirement (free or queued)
+  std::vector<market::Assessment> providers;  // every provider of the model, with its verdict
+};
+
+// Why a job is where it is (docs/market.md, "Why"): every provider of its model as the market sees it now,
+// with its verdict, and suggestions computed from the announcements.
+struct WhyReport {
+  std::string job_id;
+  JobState state = JobState::kSubmitted;
+  std::string provider;  // the current or last provider (hex), "" before assignment
+  std::string error;     // why it failed, expired or was canceled
+  std::vector<market::Assessment> providers;
+  std::vector<std::string> suggestions;
+};
+
+// Reserving slots with a provider (docs/market-pricing.md, "Reservations").
+struct ReservationSpec {
+  std::string provider;  // hex or npub
+  uint32_t slots = 1;    // 1..1024; the provider's terms bound it further
+  uint32_t hours = 1;    // 1..8760, from when the provider accepts
+};
+
+// A reservation as the consumer records it. state: "requested" (sent, no answer yet), "accepted",
+// "refused" (reason says why: the provider's code and sentence).
+struct ReservationRecord {
+  std::string id;
+  std::string provider;  // hex
+  uint32_t slots = 0;
+  uint32_t hours = 0;
+  std::string state;
+  std::string reason;
+  int64_t start = 0;  // (accepted) unix seconds
+  int64_t end = 0;    // (accepted) unix seconds
+  uint32_t discount_percent = 0;
+  int64_t created_at = 0;  // unix seconds
+  int64_t updated_at = 0;
+
+  bool active_at(int64_t t) const { return state == "accepted" && start <= t && t < end; }
 };
 
 struct ConsumerOptions {
