@@ -46,6 +46,11 @@ const std::vector<Route>& served_routes() {
       {"GET", "/api/v1/jobs/{id}/events", "/api/v1/jobs/job1/events"},
       {"GET", "/api/v1/jobs/{id}/result", "/api/v1/jobs/job1/result"},
       {"GET", "/api/v1/jobs/{id}/stream", "/api/v1/jobs/job1/stream"},
+      {"GET", "/api/v1/jobs/{id}/why", "/api/v1/jobs/job1/why"},
+      {"POST", "/api/v1/estimate", "/api/v1/estimate"},
+      {"GET", "/api/v1/budget", "/api/v1/budget"},
+      {"GET", "/api/v1/reservations", "/api/v1/reservations"},
+      {"POST", "/api/v1/reservations", "/api/v1/reservations"},
       {"GET", "/api/v1/models", "/api/v1/models"},
       {"GET", "/api/v1/models/{name}", "/api/v1/models/tiny"},
       {"GET", "/api/v1/providers", "/api/v1/providers"},
@@ -259,8 +264,8 @@ TEST(OpenApi, EveryPathWordTheRoutersMatchIsDocumented) {
   const std::regex compared(R"re(\b(rest|action|path|tail)\s*[!=]=\s*"([^"]+)")re");
   const std::regex prefixed(R"re(\b(rest|path)\.starts_with\("([^"]+)"\))re");
   size_t words = 0;
-  for (const char* file :
-       {"routes.cpp", "market.cpp", "notification_api.cpp", "openai.cpp", "blob_routes.cpp"}) {
+  for (const char* file : {"routes.cpp", "market.cpp", "market_routes.cpp", "notification_api.cpp",
+                           "openai.cpp", "blob_routes.cpp", "reservation_api.cpp"}) {
     std::ifstream in(fs::path(INFERNET_SOURCE_DIR) / "src" / "api" / file);
     ASSERT_TRUE(in) << file;
     std::stringstream text;
