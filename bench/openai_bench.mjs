@@ -10,12 +10,15 @@
 //            generated inside the span when a chunk carries several (Infernet's provider batches its
 //            progress, docs/protocol.md; the first chunk's token count comes from the consumer's job events);
 //   total    create() called -> the stream's end.
-// It also records each answer's text, token counts, chunks and the widest gap between text chunks, and
-// llama-server's own timings (its last chunk carries them).
+// It also records each answer's text, token counts, chunks and the widest gap between text chunks; the
+// servers' own figures: llama-server's timings (its last chunk carries them) and, for Infernet, the
+// provider's engine seconds from its log (PROVIDER_LOG, at level info) and the consumer's timestamps of the
+// job's events (submitted, running, first progress, result), which show where the network's time goes.
 //   node bench/openai_bench.mjs --infernet URL --key KEY --llama URL --model NAME [--api chat|text]
-//        [--rounds N] [--warmup N] [--max-tokens N]
+//        [--rounds N] [--warmup N] [--max-tokens N] [--provider-log PROVIDER_LOG]
 // Prints one JSON object; bench/openai_report.mjs turns it into the table.
 import OpenAI from 'openai';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values: opt } = parseArgs({
@@ -28,10 +31,11 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '2' },
     'max-tokens': { type: 'string', default: '128' },
+    'provider-log': { type: 'string' },
   },
 });
 const usage = 'usage: node bench/openai_bench.mjs --infernet URL --key KEY --llama URL --model NAME ' +
-  '[--api chat|text] [--rounds N] [--warmup N] [--max-tokens N]\n';
+  '[--api chat|text] [--rounds N] [--warmup N] [--max-tokens N] [--provider-log FILE]\n';
 const ROUNDS = Number(opt.rounds);
 const WARMUP = Number(opt.warmup);
 const MAX_TOKENS = Number(opt['max-tokens']);
@@ -62,9 +66,10 @@ const systems = {
   'llama-server': new OpenAI({ baseURL: `${opt.llama}/v1`, apiKey: 'none', maxRetries: 0, timeout: REQUEST_TIMEOUT_MS }),
 };
 
-// Tokens the first streamed piece of an Infernet job carried, from the consumer's record of the job's events:
-// each progress event counts the tokens streamed so far.
-async function infernetFirstPieceTokens(jobId) {
+// What the consumer recorded of an Infernet job: the tokens its first streamed piece carried (each progress
+// event counts the tokens streamed so far; null when the result carried everything) and the times (ms after
+// "submitted", the consumer's clock) of its steps.
+async function infernetJob(jobId) {
   const res = await fetch(`${opt.infernet}/api/v1/jobs/${jobId}/events`, {
     headers: { authorization: `Bearer ${opt.key}` },
   });
@@ -72,7 +77,31 @@ async function infernetFirstPieceTokens(jobId) {
   const { events } = await res.json();
   const first = events.find((e) => e.type === 'progress' && e.data.text);
   if (!first) throw new Error(`job ${jobId}: no progress event`);
-  return first.data.from_result ? null : first.data.tokens;
+  const at = (pred) => {
+    const e = events.find(pred);
+    return e ? e.at - events[0].at : null;
+  };
+  return {
+    first_tokens: first.data.from_result ? null : first.data.tokens,
+    steps: {
+      running: at((e) => e.type === 'state' && e.data.state === 'running'),
+      first_progress: at((e) => e.type === 'progress'),
+      result: at((e) => e.type === 'result'),
+    },
+  };
+}
+
+// The provider's engine seconds for a job (prefill and decode), from its "provider: job ID attempt N
+// completed (T tokens, S s, ...)" line, logged just after the result is published.
+async function providerEngineMs(jobId) {
+  if (!opt['provider-log']) return null;
+  const pattern = new RegExp(`job ${jobId} attempt \\d+ completed \\(\\d+ tokens, ([0-9.]+) s`);
+  for (let i = 0; i < 100; i++) {
+    const m = readFileSync(opt['provider-log'], 'utf8').match(pattern);
+    if (m) return Number(m[1]) * 1000;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return null;
 }
 
 async function request(name) {
@@ -109,7 +138,8 @@ async function request(name) {
   if (first === null) throw new Error(`${name}: no text streamed`);
   const tokens = usage.completion_tokens;
   // llama-server streams one token per chunk; Infernet's consumer says how many the first piece held.
-  const firstTokens = name === 'infernet' ? (await infernetFirstPieceTokens(jobId)) ?? tokens : 1;
+  const job = name === 'infernet' ? await infernetJob(jobId) : null;
+  const firstTokens = job ? job.first_tokens ?? tokens : 1;
   const span = (last - first) / 1000;
   return {
     system: name,
@@ -124,6 +154,9 @@ async function request(name) {
     decode_after_first_chunk: span > 0 ? (tokens - firstTokens) / span : 0,
     text_chunks: chunks,
     widest_gap_ms: widestGap,
+    // The engine's own time for the whole answer (prefill and decode), as each server measured it.
+    engine_ms: job ? await providerEngineMs(jobId) : timings && timings.prompt_ms + timings.predicted_ms,
+    consumer_steps_ms: job && job.steps,
     server: timings && {
       prompt_n: timings.prompt_n,
       prompt_ms: timings.prompt_ms,

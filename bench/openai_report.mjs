@@ -16,6 +16,8 @@ const setup = JSON.parse(readFileSync(join(dir, 'setup.json'), 'utf8'));
 const run = JSON.parse(readFileSync(join(dir, 'openai.json'), 'utf8'));
 const measured = run.requests.filter((r) => r.round >= 0);
 const of = (system) => measured.filter((r) => r.system === system);
+// What each request spent outside its engine: the client's whole wait less the engine's own time.
+for (const r of measured) r.outside_engine_ms = r.engine_ms == null ? null : r.total_ms - r.engine_ms;
 const ours = of('infernet');
 const peer = of('llama-server');
 if (ours.length === 0 || peer.length === 0) throw new Error(`no measured requests in ${dir}`);
@@ -64,6 +66,8 @@ add('decode tok/s, tokens after the first chunk', rate, 'decode_after_first_chun
 add('time to first token, ms', time, 'ttft_ms', diff);
 add('total time, ms', time, 'total_ms', diff);
 add('widest gap between text chunks, ms', time, 'widest_gap_ms', diff);
+add('engine time for the answer (its own clock), ms', time, 'engine_ms', diff);
+add('total time less the engine time, ms', time, 'outside_engine_ms', diff);
 console.log('');
 table(['measure (client side)', 'infernet', 'p90', 'llama-server', 'p90', 'infernet vs llama-server', 'paired per round'], rows);
 
@@ -83,6 +87,9 @@ if (server.length) {
   console.log(`llama-server's own timings: prompt ${fmt(median(server.map((s) => s.prompt_n)), 0)} tokens in ` +
     `${fmt(median(server.map((s) => s.prompt_ms)))} ms, decode ${fmt(median(server.map((s) => s.predicted_per_second)))} tok/s`);
 }
+const step = (key) => fmt(median(ours.map((r) => r.consumer_steps_ms?.[key])), 1);
+console.log(`infernet's consumer recorded (median ms after submitting): running +${step('running')}, first ` +
+  `progress +${step('first_progress')}, result +${step('result')}`);
 console.log(`\ngoal: decode within 10% of llama-server's (>= 0.90x): ${decodeRatio >= 0.9 ? 'met' : 'NOT met'} ` +
   `(${fmt(decodeRatio, 2)}x); time to first token ${diff(median(ours.map((r) => r.ttft_ms)), median(peer.map((r) => r.ttft_ms)))} ` +
   'for the network hop');

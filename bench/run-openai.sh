@@ -80,7 +80,8 @@ mkdir -p "$work/models"
 ln -s "$(realpath "$model")" "$work/models/"
 INFERNET_DATA_DIR="$work/relay" "$bin" node --relay --listen 127.0.0.1:0 --log-level warn > "$work/relay.log" 2>&1 &
 url=$(wait_line "$work/relay.log" 'ws://[0-9.]+:[0-9]+')
-INFERNET_DATA_DIR="$work/provider" "$bin" node --provider --log-level warn --set node.relays="$url" \
+# At level info the provider logs each result with its engine time, which openai_bench.mjs reads.
+INFERNET_DATA_DIR="$work/provider" "$bin" node --provider --log-level info --set node.relays="$url" \
   --set provider.engine=llama --set provider.models_dir="$work/models" \
   --set provider.threads="$threads" --set provider.slots=1 --set provider.context="$context" \
   --set provider.batch="$batch" --set provider.flash_attn="$flash_attn" > "$work/provider.log" 2>&1 &
@@ -103,7 +104,8 @@ curl -sf -H "authorization: Bearer $key" "$infernet_url/v1/models/$name" >/dev/n
   { echo "the consumer does not list $name: $(cat "$work/provider.log" "$work/consumer.log")" >&2; exit 1; }
 
 node bench/openai_bench.mjs --infernet "$infernet_url" --key "$key" --llama "$llama_url" --model "$name" \
-  --api "$api" --rounds "$rounds" --warmup "$warmup" --max-tokens "$max_tokens" > "$work/openai.json" 2>"$work/bench.log"
+  --api "$api" --rounds "$rounds" --warmup "$warmup" --max-tokens "$max_tokens" --provider-log "$work/provider.log" \
+  > "$work/openai.json" 2>"$work/bench.log"
 cat > "$work/setup.json" <<EOF
 {"threads": $threads, "context": $context, "batch": $batch, "flash_attn": $flash_attn,
  "client": "$(node -p 'JSON.parse(require("fs").readFileSync("node_modules/openai/package.json")).version')",
