@@ -15,6 +15,11 @@ std::string text(const json::value& v, std::string_view key) {
   const json::value* f = o != nullptr ? o->if_contains(key) : nullptr;
   if (f == nullptr || f->is_null()) return "";
   if (f->is_string()) return std::string(f->get_string());
+  if (f->is_double()) {  // Boost.JSON writes 0 as 0E0; people read %g
+    char out[32];
+    std::snprintf(out, sizeof out, "%g", f->get_double());
+    return out;
+  }
   return json::serialize(*f);
 }
 
