@@ -735,7 +735,8 @@ void add_spec_options(CLI::App* cmd, JobCommandOptions& o) {
   o.max_cost_flag =
       cmd->add_option("--max-cost-msat", o.max_cost_msat, "Budget cap in millisatoshis (default: none)");
   cmd->add_option("--priority", o.priority, "low, normal or high (default normal)");
-  cmd->add_option("--start-by", o.start_by, "Unix seconds: expire the job if no provider has accepted it by then");
+  cmd->add_option("--start-by", o.start_by,
+                  "Unix seconds: expire the job if no provider has accepted it by then");
   cmd->add_option("--finish-by", o.finish_by,
                   "Unix seconds: expire the job if it has not finished by then (the API's deadline)");
   cmd->add_option("--provider", o.provider, "Send only to this provider (npub or hex)");

@@ -28,7 +28,8 @@ net::HttpResponse failure(const Error& error) {
 // Blossom clients read the reason from X-Reason (BUD-01).
 net::HttpResponse blob_method_not_allowed(const net::HttpRequest& request, std::string_view allow) {
   auto response = method_not_allowed(request, allow);
-  response.headers.emplace_back("X-Reason", request.method + " is not allowed here; use " + std::string(allow));
+  response.headers.emplace_back("X-Reason",
+                                request.method + " is not allowed here; use " + std::string(allow));
   return response;
 }
 

@@ -303,7 +303,7 @@ net::HttpResponse route_request(ConsumerNode& consumer, const RouteOptions& opti
                                    {"remaining_msat", b.remaining_msat},
                                    {"resets_at", b.resets_at}};
     }
-    return ok(200, std::move(out));
+    return ok(200, out);
   }
   return endpoint_not_found(request);
 }

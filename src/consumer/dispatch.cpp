@@ -58,7 +58,8 @@ void NodeCore::dispatch(ActiveJob& job, PendingWrite& w) {
   const std::set<std::string>* tried = &job.tried;
   // So are those resting after a "busy" answer, until its retry-after ends.
   const auto now = SteadyClock::now();
-  const bool resting = std::any_of(resting_.begin(), resting_.end(), [&](const auto& r) { return r.second > now; });
+  const bool resting =
+      std::any_of(resting_.begin(), resting_.end(), [&](const auto& r) { return r.second > now; });
   if (!suspects_.empty() || resting) {
     excluded = job.tried;
     excluded.insert(suspects_.begin(), suspects_.end());

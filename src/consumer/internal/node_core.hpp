@@ -293,7 +293,7 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   std::unordered_map<std::string, int64_t> heard_at_;  // guarded by mu_
   // Providers dropped mid-job (stalled or silent): no new jobs until their next announcement arrives, so
   // that jobs do not queue up on a dead provider for the 3 heartbeats it takes to stop counting as alive.
-  std::set<std::string> suspects_;                        // guarded by mu_
+  std::set<std::string> suspects_;  // guarded by mu_
   // Providers that answered "busy", until their retry_after_seconds pass: no job is sent to them before.
   RestingProviders resting_;  // guarded by mu_
   // Reservations requested or accepted and not ended, by id; guarded by mu_.
