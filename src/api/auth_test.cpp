@@ -2,6 +2,7 @@
 // the fake consumer, so each check is seen as a client sees it.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
@@ -349,7 +350,8 @@ TEST(AccessConfig, ParsesAndRefusesSettingsNamingTheKey) {
   ASSERT_EQ(grants->size(), 2u);
   EXPECT_EQ((*grants)[0].scope, Scope::kRead);
   EXPECT_EQ((*grants)[1].scope, Scope::kSubmit);
-  for (const char* bad : {"npub1nope", "abc:read", (keys.public_key().hex() + ":admin").c_str()}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"npub1nope", "abc:read", keys.public_key().hex() + ":admin"}) {
     auto r = parse_nostr_keys(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().message.rfind("api.nostr_keys: ", 0), 0u) << r.error().message;
