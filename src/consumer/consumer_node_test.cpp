@@ -34,58 +34,12 @@ std::string field(const std::string& json, const char* name) {
   return boost::json::serialize(*f);
 }
 
-class ConsumerNodeTest : public ::testing::Test {
+class ConsumerNodeTest : public testing::ConsumerNetworkTest {
  protected:
+  ConsumerNodeTest() : ConsumerNetworkTest("infernet-consumer-") {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("infernet-consumer-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    relay_ = std::make_unique<testing::TestRelay>(dir_);
-    io_.start();
-    relay::RelayPoolOptions options;
-    options.relays = {relay_->url()};
-    pool_ = std::make_unique<relay::RelayPool>(io_.io_context(), options, keys_);
-    ASSERT_TRUE(pool_->start());
-    options_.database = (dir_ / "consumer.db").string();
-    options_.accept_timeout = 2000ms;
-    options_.stall_timeout = 2000ms;
+    ConsumerNetworkTest::SetUp();
     options_.quote_window = 300ms;
-  }
-
-  void TearDown() override {
-    node_.reset();
-    providers_.clear();
-    pool_->stop();
-    io_.stop();
-    relay_.reset();
-    fs::remove_all(dir_);
-  }
-
-  void open_node(const Clock& clock) {
-    node_.reset();
-    auto node = ConsumerNode::open(options_, *pool_, keys_, clock);
-    ASSERT_TRUE(node) << node.error().to_string();
-    node_ = std::move(*node);
-    ASSERT_TRUE(node_->start());
-  }
-  void open_node() { open_node(clock_); }
-
-  FakeProvider& add_provider(FakeProvider::Settings settings, bool announce = true) {
-    providers_.push_back(
-        std::make_unique<FakeProvider>(io_.io_context(), relay_->url(), std::move(settings)));
-    if (announce) providers_.back()->announce(clock_.now_unix());
-    return *providers_.back();
-  }
-
-  // Waits until the node sees `n` alive providers.
-  bool providers_alive(size_t n) {
-    return eventually([&] {
-      size_t alive = 0;
-      for (const auto& p : node_->providers())
-        alive += p.alive ? 1 : 0;
-      return alive >= n;
-    });
   }
 
   static JobSpec spec(const std::string& prompt = "say something") {
@@ -139,16 +93,6 @@ class ConsumerNodeTest : public ::testing::Test {
     for (size_t i = 0; i < events.size(); ++i)
       EXPECT_EQ(events[i].seq, i + 1) << "event " << i;
   }
-
-  fs::path dir_;
-  SystemClock clock_;
-  nostr::Keypair keys_ = nostr::Keypair::generate();
-  std::unique_ptr<testing::TestRelay> relay_;
-  net::IoPool io_{2};
-  std::unique_ptr<relay::RelayPool> pool_;
-  ConsumerOptions options_;
-  std::vector<std::unique_ptr<FakeProvider>> providers_;
-  std::unique_ptr<ConsumerNode> node_;
 };
 
 TEST_F(ConsumerNodeTest, AJobCompletesWithStreamedProgress) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "consumer/consumer.hpp"
 #include "core/clock.hpp"
 #include "net/io_pool.hpp"
 #include "net/server.hpp"
@@ -334,6 +336,76 @@ class FakeProvider {
   std::vector<protocol::JobReceipt> receipts_;  // guarded by mu_
   std::optional<nostr::PublicKey> consumer_;    // guarded by mu_
   std::vector<std::thread> workers_;            // guarded by mu_
+};
+
+// A consumer node on a real relay with fake providers, for tests: the shared fixture of the consumer's
+// node, notification and market tests. `dir_prefix` names the test's temporary directory.
+class ConsumerNetworkTest : public ::testing::Test {
+ protected:
+  explicit ConsumerNetworkTest(std::string dir_prefix) : dir_prefix_(std::move(dir_prefix)) {}
+
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           (dir_prefix_ + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    relay_ = std::make_unique<TestRelay>(dir_);
+    io_.start();
+    relay::RelayPoolOptions options;
+    options.relays = {relay_->url()};
+    pool_ = std::make_unique<relay::RelayPool>(io_.io_context(), options, keys_);
+    ASSERT_TRUE(pool_->start());
+    options_.database = (dir_ / "consumer.db").string();
+    options_.accept_timeout = 2000ms;
+    options_.stall_timeout = 2000ms;
+  }
+
+  void TearDown() override {
+    node_.reset();
+    providers_.clear();
+    pool_->stop();
+    io_.stop();
+    relay_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void open_node(const Clock& clock) {
+    node_.reset();
+    auto node = ConsumerNode::open(options_, *pool_, keys_, clock);
+    ASSERT_TRUE(node) << node.error().to_string();
+    node_ = std::move(*node);
+    ASSERT_TRUE(node_->start());
+  }
+  void open_node() { open_node(clock_); }
+
+  FakeProvider& add_provider(FakeProvider::Settings settings, bool announce = true) {
+    providers_.push_back(
+        std::make_unique<FakeProvider>(io_.io_context(), relay_->url(), std::move(settings)));
+    if (announce) providers_.back()->announce(clock_.now_unix());
+    return *providers_.back();
+  }
+
+  // Waits until the node sees `n` alive providers.
+  bool providers_alive(size_t n) {
+    return eventually([&] {
+      size_t alive = 0;
+      for (const auto& p : node_->providers())
+        alive += p.alive ? 1 : 0;
+      return alive >= n;
+    });
+  }
+
+  const std::string dir_prefix_;
+  std::filesystem::path dir_;
+  SystemClock clock_;
+  nostr::Keypair keys_ = nostr::Keypair::generate();
+  std::unique_ptr<TestRelay> relay_;
+  net::IoPool io_{2};
+  std::unique_ptr<relay::RelayPool> pool_;
+  ConsumerOptions options_;
+  std::vector<std::unique_ptr<FakeProvider>> providers_;
+  std::unique_ptr<ConsumerNode> node_;
 };
 
 }  // namespace infernet::consumer::testing

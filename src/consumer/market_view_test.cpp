@@ -18,53 +18,10 @@ using testing::eventually;
 using testing::FakeProvider;
 using testing::Script;
 
-class MarketViewTest : public ::testing::Test {
+class MarketViewTest : public testing::ConsumerNetworkTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("infernet-market-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    relay_ = std::make_unique<testing::TestRelay>(dir_);
-    io_.start();
-    relay::RelayPoolOptions options;
-    options.relays = {relay_->url()};
-    pool_ = std::make_unique<relay::RelayPool>(io_.io_context(), options, keys_);
-    ASSERT_TRUE(pool_->start());
-    options_.database = (dir_ / "consumer.db").string();
-    options_.accept_timeout = 2000ms;
-    options_.stall_timeout = 2000ms;
-  }
-  void TearDown() override {
-    node_.reset();
-    providers_.clear();
-    pool_->stop();
-    io_.stop();
-    relay_.reset();
-    fs::remove_all(dir_);
-  }
+  MarketViewTest() : ConsumerNetworkTest("infernet-market-") {}
 
-  void open_node() {
-    node_.reset();
-    auto node = ConsumerNode::open(options_, *pool_, keys_, clock_);
-    ASSERT_TRUE(node) << node.error().to_string();
-    node_ = std::move(*node);
-    ASSERT_TRUE(node_->start());
-  }
-  FakeProvider& add_provider(FakeProvider::Settings settings) {
-    providers_.push_back(
-        std::make_unique<FakeProvider>(io_.io_context(), relay_->url(), std::move(settings)));
-    providers_.back()->announce(clock_.now_unix());
-    return *providers_.back();
-  }
-  bool providers_alive(size_t n) {
-    return eventually([&] {
-      size_t alive = 0;
-      for (const auto& p : node_->providers())
-        alive += p.alive ? 1 : 0;
-      return alive >= n;
-    });
-  }
   static JobSpec spec() {
     JobSpec s;
     s.model = "fake-echo";
@@ -104,16 +61,6 @@ class MarketViewTest : public ::testing::Test {
     }
     return {};
   }
-
-  fs::path dir_;
-  SystemClock clock_;
-  net::IoPool io_{2};
-  nostr::Keypair keys_ = nostr::Keypair::generate();
-  std::unique_ptr<testing::TestRelay> relay_;
-  std::unique_ptr<relay::RelayPool> pool_;
-  ConsumerOptions options_;
-  std::unique_ptr<ConsumerNode> node_;
-  std::vector<std::unique_ptr<FakeProvider>> providers_;
 };
 
 TEST_F(MarketViewTest, EstimateGivesTheChosenBreakdownAndTheRangeAcrossEligibleProviders) {

@@ -26,47 +26,9 @@ boost::json::object data_of(const Notification& n) {
   return boost::json::parse(n.data).as_object();
 }
 
-class NotificationsTest : public ::testing::Test {
+class NotificationsTest : public testing::ConsumerNetworkTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("infernet-notifications-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    relay_ = std::make_unique<testing::TestRelay>(dir_);
-    io_.start();
-    relay::RelayPoolOptions options;
-    options.relays = {relay_->url()};
-    pool_ = std::make_unique<relay::RelayPool>(io_.io_context(), options, keys_);
-    ASSERT_TRUE(pool_->start());
-    options_.database = (dir_ / "consumer.db").string();
-    options_.accept_timeout = 2000ms;
-    options_.stall_timeout = 2000ms;
-  }
-
-  void TearDown() override {
-    node_.reset();
-    providers_.clear();
-    pool_->stop();
-    io_.stop();
-    relay_.reset();
-    fs::remove_all(dir_);
-  }
-
-  void open_node() {
-    node_.reset();
-    auto node = ConsumerNode::open(options_, *pool_, keys_, clock_);
-    ASSERT_TRUE(node) << node.error().to_string();
-    node_ = std::move(*node);
-    ASSERT_TRUE(node_->start());
-  }
-
-  FakeProvider& add_provider(FakeProvider::Settings settings) {
-    providers_.push_back(
-        std::make_unique<FakeProvider>(io_.io_context(), relay_->url(), std::move(settings)));
-    providers_.back()->announce(clock_.now_unix());
-    return *providers_.back();
-  }
+  NotificationsTest() : ConsumerNetworkTest("infernet-notifications-") {}
 
   bool provider_alive() {
     return eventually([&] {
@@ -110,16 +72,6 @@ class NotificationsTest : public ::testing::Test {
       return false;
     });
   }
-
-  fs::path dir_;
-  SystemClock clock_;
-  nostr::Keypair keys_ = nostr::Keypair::generate();
-  std::unique_ptr<testing::TestRelay> relay_;
-  net::IoPool io_{2};
-  std::unique_ptr<relay::RelayPool> pool_;
-  ConsumerOptions options_;
-  std::vector<std::unique_ptr<FakeProvider>> providers_;
-  std::unique_ptr<ConsumerNode> node_;
 };
 
 TEST_F(NotificationsTest, ACompletedJobIsSubmittedStartedAndCompleted) {
