@@ -49,15 +49,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$wo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The network: one relay, one provider serving only this model on a one-slot llama engine, one consumer.
-wait_line() {  # file pattern -> first match
-  for _ in $(seq 600); do
-    m=$(grep -oE "$2" "$1" | head -1 || true)
-    [ -n "$m" ] && { echo "$m"; return; }
-    sleep 0.1
-  done
-  echo "did not start: $(cat "$1")" >&2
-  exit 1
-}
+. bench/network.sh
 mkdir -p "$work/models"
 ln -s "$(realpath "$model")" "$work/models/"
 INFERNET_DATA_DIR="$work/relay" "$bin" node --relay --listen 127.0.0.1:0 --log-level warn > "$work/relay.log" 2>&1 &

@@ -15,24 +15,9 @@ bin=build/release/apps/infernet/infernet
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-wait_line() {  # file pattern -> first match
-  for _ in $(seq 200); do
-    m=$(grep -oE "$2" "$1" | head -1 || true)
-    [ -n "$m" ] && { echo "$m"; return; }
-    sleep 0.1
-  done
-  echo "did not start: $(cat "$1")" >&2
-  exit 1
-}
-
-INFERNET_DATA_DIR="$work/relay" "$bin" node --relay --listen 127.0.0.1:0 --log-level warn \
-  --set relay.max_events_per_second=1000000 > "$work/relay.log" 2>&1 &
-url=$(wait_line "$work/relay.log" 'ws://[0-9.]+:[0-9]+')
-for i in $(seq "$real"); do
-  INFERNET_DATA_DIR="$work/p$i" "$bin" node --provider --log-level warn --set node.relays="$url" \
-    --set node.heartbeat_seconds=1 --set provider.slots=8 --set provider.queue=256 > "$work/p$i.log" 2>&1 &
-done
-for i in $(seq "$real"); do wait_line "$work/p$i.log" 'provider npub1[a-z0-9]+' >/dev/null; done
+. bench/network.sh
+start_relay
+start_fake_providers "$real"
 
 echo "machine: $(nproc) cores; relay, $real providers and the consumer share them; $total providers announced"
 build/release/bench/market_bench "$url" "$real" "$total" "$dispatches" | tee "$work/market.json"

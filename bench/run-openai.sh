@@ -56,15 +56,7 @@ name=$(basename "$model" .gguf)
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-wait_line() {  # file pattern -> first match
-  for _ in $(seq 600); do
-    m=$(grep -oE "$2" "$1" | head -1 || true)
-    [ -n "$m" ] && { echo "$m"; return; }
-    sleep 0.1
-  done
-  echo "did not start: $(cat "$1")" >&2
-  exit 1
-}
+. bench/network.sh
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # llama-server: one slot, the same threads for prompt and generation, no prompt cache (neither the slot's
