@@ -64,10 +64,16 @@ void print_cost(const char* title, const json::value& c) {
 }  // namespace
 
 void print_estimate(const json::value& e) {
-  std::printf("model %s, priority %s, strategy %s, input %s tokens (%s), output at most %s tokens\n",
+  std::string input = text(e, "input_tokens") + " tokens";
+  if (text(e, "input_tokens_source") == "tokenizer") {
+    input += " (counted by the model's tokenizer at " + text(e, "input_tokens_counted_by").substr(0, 12) +
+             "; prices agreed on the bound of " + text(e, "input_tokens_bound") + ")";
+  } else {
+    input = "at most " + input + " (bound: " + text(e, "input_tokens_note") + ")";
+  }
+  std::printf("model %s, priority %s, strategy %s, input %s, output at most %s tokens\n",
               text(e, "model").c_str(), text(e, "priority").c_str(), text(e, "strategy").c_str(),
-              text(e, "input_tokens").c_str(), text(e, "input_tokens_source").c_str(),
-              text(e, "max_tokens").c_str());
+              input.c_str(), text(e, "max_tokens").c_str());
   const json::value& chosen = at(e, "chosen");
   if (chosen.is_object()) {
     std::printf("would go to %s\n", provider_label(chosen).c_str());

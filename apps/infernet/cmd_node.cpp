@@ -244,6 +244,8 @@ Result<consumer::ConsumerOptions> consumer_options(const Config& config) {
   };
   o.accept_timeout = ms("consumer.accept_timeout_ms");
   o.stall_timeout = ms("consumer.stall_timeout_ms");
+  o.token_count_timeout =
+      std::chrono::milliseconds(std::max<int64_t>(0, config.get_int("consumer.token_count_timeout_ms")));
   o.max_attempts = static_cast<uint32_t>(std::max<int64_t>(1, config.get_int("consumer.max_attempts")));
   o.heartbeat = std::chrono::seconds(std::max<int64_t>(1, config.get_int("node.heartbeat_seconds")));
   o.budget_daily_msat =
@@ -352,6 +354,10 @@ int run_node(const CommandContext& ctx, const NodeOptions& opts) {
       if (auto st = consumer_node->start(); !st) return fail(st.error());
       notify::WebhooksOptions webhook_options;
       webhook_options.database = webhooks_database(options.database);
+      const int64_t retry_max = config->get_int("webhooks.retry_max_seconds");
+      if (retry_max < 1 || retry_max > 3600)
+        return fail("webhooks.retry_max_seconds: must be from 1 to 3600, got " + std::to_string(retry_max));
+      webhook_options.outbox.max_retry = std::chrono::seconds(retry_max);
       auto hooks = notify::Webhooks::open(*consumer_node, webhook_options);
       if (!hooks) return fail(hooks.error());
       webhooks = std::move(*hooks);

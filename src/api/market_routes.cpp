@@ -64,6 +64,7 @@ net::HttpResponse estimate_job(consumer::ConsumerNode& consumer, const RouteOpti
                     {"priority", json_safe(e->priority)},
                     {"input_tokens", e->input_tokens},
                     {"input_tokens_source", e->input_tokens_source},
+                    {"input_tokens_bound", e->input_tokens_bound},
                     {"max_tokens", e->max_tokens},
                     {"eligible", e->eligible},
                     {"range", e->eligible == 0 ? json::value(nullptr)
@@ -71,6 +72,8 @@ net::HttpResponse estimate_job(consumer::ConsumerNode& consumer, const RouteOpti
                                                                           {"max_msat", e->max_msat}})},
                     {"chosen", nullptr},
                     {"providers", assessments_to_json(e->providers)}};
+  if (!e->input_tokens_counted_by.empty()) body["input_tokens_counted_by"] = e->input_tokens_counted_by;
+  if (!e->input_tokens_note.empty()) body["input_tokens_note"] = json_safe(e->input_tokens_note);
   if (e->chosen) {
     body["chosen"] = json::object{{"provider", json_safe(e->chosen->provider)},
                                   {"name", json_safe(e->chosen->name)},

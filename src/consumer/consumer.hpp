@@ -177,9 +177,14 @@ struct AccountBudgetStatus {
 struct Estimate {
   std::string model;
   std::string strategy;  // the strategy that chose
+  // The input's tokens: counted by a provider with the model's tokenizer ("tokenizer"), or else the bound.
   uint32_t input_tokens = 0;
-  // How input_tokens was counted: "bound" (market::input_token_bound: the consumer has no tokenizer).
-  std::string input_tokens_source = "bound";
+  std::string input_tokens_source = "bound";  // "tokenizer" | "bound"
+  std::string input_tokens_counted_by;        // (tokenizer) the provider that counted, hex
+  std::string input_tokens_note;              // (bound) why no count was used
+  // market::input_token_bound of the input: what worst cases and price caps use, because a job's price is
+  // agreed before its provider counts (docs/market.md, "Estimates").
+  uint32_t input_tokens_bound = 0;
   uint32_t max_tokens = 0;
   std::string priority;
   std::optional<market::Assessment> chosen;  // the provider the job would go to now, with its worst case
@@ -236,6 +241,9 @@ struct ConsumerOptions {
   uint64_t budget_daily_msat = 0;               // account budgets; 0: none (docs/market-failover.md)
   uint64_t budget_monthly_msat = 0;
   market::Strategy strategy = market::Strategy::kBalanced;  // for jobs that do not name one
+  // How long an estimate waits for a provider to count the input with the model's tokenizer before it
+  // falls back to the bound; 0: never ask.
+  std::chrono::milliseconds token_count_timeout{1500};
 };
 
 class ConsumerNode {

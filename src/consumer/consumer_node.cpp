@@ -180,7 +180,7 @@ Status NodeCore::start() {
   results.since = std::max<int64_t>(0, since);
   nostr::Filter messages = results;
   messages.kinds = std::vector<uint32_t>{protocol::kJobStatus, protocol::kJobProgress, protocol::kOffer,
-                                         protocol::kReservationAnswer};
+                                         protocol::kReservationAnswer, protocol::kTokenCountAnswer};
   relay::SubscriptionCallbacks on_message;
   on_message.on_event = [weak](const nostr::Event& e, const std::string&) {
     if (auto self = weak.lock()) self->on_job_message(e);
@@ -209,6 +209,7 @@ void NodeCore::stop() {
     started_ = false;
     subscriptions.swap(subscriptions_);
   }
+  counted_.notify_all();  // estimates waiting for a token count give up
   for (auto s : subscriptions)
     pool_.unsubscribe(s);
   {

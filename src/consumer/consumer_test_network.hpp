@@ -112,6 +112,10 @@ class FakeProvider {
     std::optional<uint64_t> offer_msat;  // answer quote requests with this price
     // Answer reservation requests: accepted at this discount; refused "no-reservations" when unset.
     std::optional<uint32_t> reservation_discount;
+    uint64_t per_1k_input_msat = 0;
+    // Answer token count requests with this count, or refused with this code; neither: no answer.
+    std::optional<uint32_t> token_count;
+    std::string token_count_refusal;
   };
 
   FakeProvider(net::asio::io_context& io, const std::string& relay_url, Settings settings)
@@ -122,7 +126,7 @@ class FakeProvider {
     EXPECT_TRUE(pool_->start());
     nostr::Filter mine;
     mine.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt,
-                                       protocol::kReservationRequest};
+                                       protocol::kReservationRequest, protocol::kTokenCountRequest};
     mine.tags.push_back({"p", {keys_.public_key().hex()}});
     nostr::Filter quotes;
     quotes.kinds = std::vector<uint32_t>{protocol::kQuoteRequest};
@@ -168,6 +172,7 @@ class FakeProvider {
       a.models.push_back({m, "", "fake", 0, "", 4096, "fake", {"text-generation"}});
     a.prices.per_job_msat = settings_.per_job_msat;
     a.prices.per_1k_output_msat = settings_.per_1k_output_msat;
+    a.prices.per_1k_input_msat = settings_.per_1k_input_msat;
     a.prices.priority_percent = {{"low", 80}, {"medium", 100}, {"high", 150}, {"urgent", 200}};
     a.capacity = {settings_.slots, 8, 0, 0};
     auto event = protocol::make_announcement(a, keys_, now, ttl_seconds);
@@ -206,6 +211,10 @@ class FakeProvider {
   std::vector<protocol::JobReceipt> receipts() {
     std::lock_guard lock(mu_);
     return receipts_;
+  }
+  std::vector<protocol::TokenCountRequest> count_requests() {
+    std::lock_guard lock(mu_);
+    return count_requests_;
   }
   std::optional<nostr::PublicKey> consumer() {
     std::lock_guard lock(mu_);
@@ -276,6 +285,13 @@ class FakeProvider {
         a.reason_code = "no-reservations";
       }
       workers_.emplace_back([this, a, to = opened->sender] { send(a, to); });
+    } else if (const auto* tc = std::get_if<protocol::TokenCountRequest>(&opened->message)) {
+      count_requests_.push_back(*tc);
+      protocol::TokenCountAnswer a{tc->request_id, settings_.token_count.has_value(),
+                                   settings_.token_count.value_or(0), settings_.token_count_refusal,
+                                   settings_.token_count_refusal.empty() ? "" : "scripted refusal"};
+      if (a.ok || !a.error_code.empty())
+        workers_.emplace_back([this, a, to = opened->sender] { send(a, to, /*wait=*/false); });
     }
     cv_.notify_all();
   }
@@ -330,12 +346,13 @@ class FakeProvider {
   std::unique_ptr<relay::RelayPool> pool_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool subscribed_ = false;                     // guarded by mu_
-  std::vector<protocol::JobRequest> requests_;  // guarded by mu_
-  std::vector<protocol::JobCancel> cancels_;    // guarded by mu_
-  std::vector<protocol::JobReceipt> receipts_;  // guarded by mu_
-  std::optional<nostr::PublicKey> consumer_;    // guarded by mu_
-  std::vector<std::thread> workers_;            // guarded by mu_
+  bool subscribed_ = false;                                  // guarded by mu_
+  std::vector<protocol::JobRequest> requests_;               // guarded by mu_
+  std::vector<protocol::JobCancel> cancels_;                 // guarded by mu_
+  std::vector<protocol::JobReceipt> receipts_;               // guarded by mu_
+  std::vector<protocol::TokenCountRequest> count_requests_;  // guarded by mu_
+  std::optional<nostr::PublicKey> consumer_;                 // guarded by mu_
+  std::vector<std::thread> workers_;                         // guarded by mu_
 };
 
 // A consumer node on a real relay with fake providers, for tests: the shared fixture of the consumer's
@@ -359,6 +376,8 @@ class ConsumerNetworkTest : public ::testing::Test {
     options_.database = (dir_ / "consumer.db").string();
     options_.accept_timeout = 2000ms;
     options_.stall_timeout = 2000ms;
+    // Scripted providers answer token counts only when told to; an estimate waits this long otherwise.
+    options_.token_count_timeout = 300ms;
   }
 
   void TearDown() override {

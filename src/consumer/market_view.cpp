@@ -201,7 +201,7 @@ Status NodeCore::load_reputations() {
 Result<Estimate> NodeCore::estimate(const JobSpec& raw) {
   auto spec = check_spec(raw, clock_.now_unix());
   if (!spec) return tl::unexpected(spec.error());
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   const uint32_t input_tokens = market::input_token_bound(spec->prompt, spec->messages);
   Match m = match_now(*spec, input_tokens, nullptr);
   if (!spec->provider.empty()) {
@@ -215,11 +215,11 @@ Result<Estimate> NodeCore::estimate(const JobSpec& raw) {
       }
     }
   }
-  const market::JobNeeds needs = needs_of(*spec, input_tokens);
+  market::JobNeeds needs = needs_of(*spec, input_tokens);
   Estimate e;
   e.model = spec->model;
   e.strategy = market::to_string(needs.strategy);
-  e.input_tokens = input_tokens;
+  e.input_tokens = e.input_tokens_bound = input_tokens;
   e.max_tokens = spec->max_tokens;
   e.priority = spec->priority;
   bool first = true;
@@ -229,15 +229,32 @@ Result<Estimate> NodeCore::estimate(const JobSpec& raw) {
     e.min_msat = first ? a.worst_case.total_msat : std::min(e.min_msat, a.worst_case.total_msat);
     e.max_msat = first ? a.worst_case.total_msat : std::max(e.max_msat, a.worst_case.total_msat);
     first = false;
-    if (a.verdict == market::Verdict::kChosen) {
-      e.chosen = a;
-      if (const auto* known = directory_.find(a.provider)) {
-        e.expected = market::expected_cost(known->announcement.prices, needs,
-                                           directory_.observed(a.provider, spec->model).tokens_per_second);
-      }
-    }
+    if (a.verdict == market::Verdict::kChosen) e.chosen = a;
   }
   e.providers = std::move(m.assessed);
+  // The input counted by the model's tokenizer: the chosen provider's, else the best-ranked eligible one's.
+  // Worst cases stay on the bound (a job's price is agreed before its provider counts); the expected cost
+  // uses the count.
+  std::string counter = e.chosen ? e.chosen->provider : "";
+  for (const auto& a : e.providers) {
+    if (counter.empty() && a.verdict != market::Verdict::kRejected) counter = a.provider;
+  }
+  if (counter.empty()) {
+    e.input_tokens_note = "no eligible provider to count the input with the model's tokenizer";
+  } else if (auto counted = count_input(lock, *spec, counter); counted) {
+    e.input_tokens = needs.input_tokens = *counted;
+    e.input_tokens_source = "tokenizer";
+    e.input_tokens_counted_by = counter;
+  } else {
+    e.input_tokens_note = counted.error().message;
+  }
+  if (e.chosen) {
+    if (const auto* known = directory_.find(e.chosen->provider)) {
+      e.expected =
+          market::expected_cost(known->announcement.prices, needs,
+                                directory_.observed(e.chosen->provider, spec->model).tokens_per_second);
+    }
+  }
   return e;
 }
 

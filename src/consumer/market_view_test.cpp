@@ -108,6 +108,97 @@ TEST_F(MarketViewTest, EstimateGivesTheChosenBreakdownAndTheRangeAcrossEligibleP
   EXPECT_TRUE(cheap.requests().empty());
 }
 
+TEST_F(MarketViewTest, EstimateCountsTheInputWithTheChosenProvidersTokenizer) {
+  auto& cheap = add_provider({.name = "cheap",
+                              .per_job_msat = 10,
+                              .per_1k_output_msat = 1000,
+                              .per_1k_input_msat = 1000,
+                              .token_count = 2});
+  auto& dear =
+      add_provider({.name = "dear", .per_job_msat = 10, .per_1k_output_msat = 2000, .token_count = 7});
+  open_node();
+  ASSERT_TRUE(providers_alive(2));
+  auto e = node_->estimate(spec());
+  ASSERT_TRUE(e) << e.error().to_string();
+  EXPECT_EQ(e->input_tokens_source, "tokenizer") << e->input_tokens_note;
+  EXPECT_EQ(e->input_tokens, 2u);
+  EXPECT_EQ(e->input_tokens_counted_by, cheap.pubkey());
+  EXPECT_EQ(e->input_tokens_bound, 5u + market::kSpecialTokens);
+  // The price is agreed on the bound; the expectation uses the count.
+  ASSERT_TRUE(e->chosen);
+  EXPECT_EQ(e->chosen->worst_case.input_tokens, 5u + market::kSpecialTokens);
+  EXPECT_EQ(e->chosen->worst_case.input_msat, 13u);
+  EXPECT_EQ(e->expected.input_tokens, 2u);
+  EXPECT_EQ(e->expected.input_msat, 2u);
+  EXPECT_EQ(e->expected.total_msat, 112u);
+  ASSERT_EQ(cheap.count_requests().size(), 1u);
+  EXPECT_EQ(cheap.count_requests()[0].prompt, "hello");
+  EXPECT_EQ(cheap.count_requests()[0].model, "fake-echo");
+  EXPECT_TRUE(dear.count_requests().empty()) << "only the chosen provider is asked";
+
+  // The same input again is answered from memory; another input is asked for.
+  EXPECT_EQ(node_->estimate(spec())->input_tokens, 2u);
+  EXPECT_EQ(cheap.count_requests().size(), 1u);
+  JobSpec chat = spec();
+  chat.prompt.clear();
+  chat.messages = {{"user", "hello there"}};
+  auto c = node_->estimate(chat);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->input_tokens_source, "tokenizer");
+  ASSERT_EQ(cheap.count_requests().size(), 2u);
+  EXPECT_EQ(cheap.count_requests()[1].messages, chat.messages);
+  // A job naming its provider is counted there.
+  JobSpec direct = spec();
+  direct.provider = dear.pubkey();
+  auto d = node_->estimate(direct);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->input_tokens, 7u);
+  EXPECT_EQ(d->input_tokens_counted_by, dear.pubkey());
+}
+
+TEST_F(MarketViewTest, EstimateUsesTheBoundWhenNoProviderCountsAndSaysWhy) {
+  auto& silent = add_provider({.name = "silent"});
+  auto& proxy = add_provider({.name = "proxy", .models = {"m-proxy"}, .token_count_refusal = "unsupported"});
+  auto& liar = add_provider({.name = "liar", .models = {"m-liar"}, .token_count = 1000});
+  open_node();
+  ASSERT_TRUE(providers_alive(3));
+  auto quiet = node_->estimate(spec());
+  ASSERT_TRUE(quiet) << quiet.error().to_string();
+  EXPECT_EQ(quiet->input_tokens_source, "bound");
+  EXPECT_EQ(quiet->input_tokens, 5u + market::kSpecialTokens);
+  EXPECT_NE(quiet->input_tokens_note.find("no token count from " + silent.pubkey() + " within 300 ms"),
+            std::string::npos)
+      << quiet->input_tokens_note;
+
+  // A refusal, and a count no tokenizer can give (more tokens than the input's bound), are not used.
+  JobSpec to_proxy = spec();
+  to_proxy.model = "m-proxy";
+  auto refused = node_->estimate(to_proxy);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->input_tokens_source, "bound");
+  EXPECT_NE(refused->input_tokens_note.find("did not count: unsupported"), std::string::npos)
+      << refused->input_tokens_note;
+  EXPECT_EQ(proxy.count_requests().size(), 1u);
+  JobSpec to_liar = spec();
+  to_liar.model = "m-liar";
+  auto lied = node_->estimate(to_liar);
+  ASSERT_TRUE(lied);
+  EXPECT_EQ(lied->input_tokens_source, "bound");
+  EXPECT_NE(lied->input_tokens_note.find("counted 1000 tokens, more than the input's bound of 13"),
+            std::string::npos)
+      << lied->input_tokens_note;
+
+  // With counting off, nobody is asked.
+  options_.token_count_timeout = 0ms;
+  open_node();
+  ASSERT_TRUE(providers_alive(3));
+  auto off = node_->estimate(to_liar);
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->input_tokens_source, "bound");
+  EXPECT_NE(off->input_tokens_note.find("token counts are off"), std::string::npos) << off->input_tokens_note;
+  EXPECT_EQ(liar.count_requests().size(), 1u);
+}
+
 TEST_F(MarketViewTest, EstimateAndSubmitRefuseABadStrategyNamingTheField) {
   open_node();
   JobSpec s = spec();

@@ -93,7 +93,8 @@ void NodeCore::on_job_message(const nostr::Event& event) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, protocol::JobStatus> || std::is_same_v<T, protocol::JobProgress> ||
                       std::is_same_v<T, protocol::JobResult> || std::is_same_v<T, protocol::Offer> ||
-                      std::is_same_v<T, protocol::ReservationAnswer>) {
+                      std::is_same_v<T, protocol::ReservationAnswer> ||
+                      std::is_same_v<T, protocol::TokenCountAnswer>) {
           handle(*opened, m, id);
         } else {
           spdlog::info("consumer: event {} from {} is a kind a consumer does not take; ignored", id,

@@ -147,6 +147,10 @@ constexpr ConfigKeySpec kKeys[] = {
      false},
     {"consumer.budget_monthly_msat", ConfigType::kInt, "0",
      "Account budget per UTC calendar month, in millisatoshis; 0: none.", false},
+    {"consumer.token_count_timeout_ms", ConfigType::kInt, "1500",
+     "How long an estimate waits for a provider to count the input with the model's tokenizer before it "
+     "uses the byte bound; 0: never ask.",
+     false},
     {"consumer.strategy", ConfigType::kString, "balanced",
      "How jobs that name no strategy choose among eligible providers: balanced, cheapest or fastest "
      "(docs/market.md).",
@@ -181,6 +185,10 @@ constexpr ConfigKeySpec kKeys[] = {
      "Requests per minute per API key, Nostr key or (without credentials) address; 0: no limit.", false},
     {"api.rate_burst", ConfigType::kInt, "300",
      "Requests a client may make at once before api.rate_limit paces it (the token bucket's size).", false},
+    {"webhooks.retry_max_seconds", ConfigType::kInt, "60",
+     "Longest wait between two tries of a failing webhook delivery, in seconds (1..3600); the waits double "
+     "from 1 s up to it.",
+     false},
 };
 
 const ConfigKeySpec* find_spec(std::string_view name) {

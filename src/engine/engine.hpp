@@ -102,6 +102,19 @@ class Engine {
   // Queues a run. Errors (returned at once, callbacks not called): kInvalidInput for an unknown model,
   // kLimitExceeded when the engine's queue is full, kIo after stop().
   virtual Status submit(GenerateRequest request, GenerateCallbacks callbacks) = 0;
+  // The input's token count as a run of it would report GenerateUsage::input_tokens (no resume_text): the
+  // prompt, or the messages after the model's chat template, through the model's tokenizer. Cheap (no
+  // decoding) and callable from any thread. Errors: kInvalidInput for an unknown model, bad input or an
+  // input longer than the context; kUnsupported where the engine learns the count only by running (the
+  // default).
+  virtual Result<uint32_t> count_tokens(const std::string& model, const std::string& prompt,
+                                        const std::vector<ChatMessage>& messages) const {
+    (void)model;
+    (void)prompt;
+    (void)messages;
+    return make_error(ErrorCode::kUnsupported,
+                      "the " + name() + " engine counts a prompt's tokens only by running it");
+  }
   // Stops a queued or running request; unknown ids are ignored. The caller must not hold a lock that its
   // on_done takes: a queued run's on_done runs inside this call.
   virtual void cancel(const std::string& id) = 0;

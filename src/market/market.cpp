@@ -122,6 +122,7 @@ uint32_t input_token_bound(std::string_view prompt, const std::vector<ChatMessag
   uint64_t bound = kSpecialTokens + prompt.size();
   for (const auto& m : messages)
     bound += kChatTemplateTokens + m.role.size() + m.content.size();
+  if (!messages.empty()) bound += kChatTemplateTokens;  // the generation prompt: the assistant's turn
   return saturating_u32(bound);
 }
 

@@ -34,8 +34,11 @@ Result<Strategy> parse_strategy(std::string_view s, std::string_view field = "st
 // Upper bound on the input tokens of a prompt or conversation, for a consumer that has no tokenizer: every
 // token of a byte-level BPE or SentencePiece tokenizer with byte fallback covers at least one byte, so a
 // text of n bytes is at most n tokens; a conversation adds kChatTemplateTokens per message for the chat
-// template's role markers, and every input kSpecialTokens for BOS and the like. Saturates at UINT32_MAX.
-constexpr uint32_t kChatTemplateTokens = 16;
+// template's role markers and once more for the assistant's turn it opens, and every input kSpecialTokens
+// for BOS and the like. 32 covers ChatML spelled out in bytes ("<|im_start|>user\n...<|im_end|>\n" is 24
+// plus the role), as a vocabulary without the markers as special tokens renders it. Saturates at
+// UINT32_MAX.
+constexpr uint32_t kChatTemplateTokens = 32;
 constexpr uint32_t kSpecialTokens = 8;
 uint32_t input_token_bound(std::string_view prompt, const std::vector<ChatMessage>& messages);
 

@@ -54,7 +54,7 @@ TEST(Strategy, ParsesItsNamesAndNamesTheFieldOnError) {
 TEST(InputTokenBound, IsTheBytesPlusTemplateAndSpecialTokens) {
   EXPECT_EQ(input_token_bound("hello world", {}), 11u + kSpecialTokens);
   EXPECT_EQ(input_token_bound("", {{"user", "hi"}, {"assistant", "yo"}}),
-            kSpecialTokens + 2 * kChatTemplateTokens + 4 + 2 + 9 + 2);
+            kSpecialTokens + 3 * kChatTemplateTokens + 4 + 2 + 9 + 2);
 }
 
 TEST(Cost, EveryTermRoundsUpAndThePriorityMultiplies) {

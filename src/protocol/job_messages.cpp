@@ -117,6 +117,22 @@ void check(FieldErrors& e, const ReservationAnswer& m, bool utf8) {
   }
 }
 
+void check(FieldErrors& e, const TokenCountRequest& m, bool utf8) {
+  check_id(e, "request_id", m.request_id, kRequired);
+  check_id(e, "model", m.model, kRequired);
+  if (e.ok() && m.prompt.empty() == m.messages.empty()) e.fail("prompt", "give either a prompt or messages");
+  check_text(e, "prompt", m.prompt, kMaxPromptBytes, utf8);
+  if (e.ok()) {
+    if (auto st = check_messages(m.messages, kMaxPromptBytes); !st) e.fail(st.error());
+  }
+}
+
+void check(FieldErrors& e, const TokenCountAnswer& m, bool utf8) {
+  check_id(e, "request_id", m.request_id, kRequired);
+  check_id(e, "error_code", m.error_code, m.ok ? kOptional : kRequired);
+  check_text(e, "error", m.error, kMaxTextBytes, utf8);
+}
+
 void check(FieldErrors& e, const Offer& m, bool /*utf8*/) {
   check_id(e, "quote_id", m.quote_id, kRequired);
   check_id(e, "model", m.model, kRequired);
@@ -125,13 +141,11 @@ void check(FieldErrors& e, const Offer& m, bool /*utf8*/) {
 
 // ---- writers ----
 
-void write(ContentWriter& w, const JobRequest& m) {
-  w.text("job_id", m.job_id);
-  w.unsigned_integer("attempt", m.attempt);
-  w.text("model", m.model);
-  if (!m.messages.empty()) {
+// A job's input: its messages, or else its prompt.
+void write_input(ContentWriter& w, const std::string& prompt, const std::vector<ChatMessage>& messages) {
+  if (!messages.empty()) {
     w.begin_array("messages");
-    for (const ChatMessage& message : m.messages) {
+    for (const ChatMessage& message : messages) {
       w.begin_object({});
       w.text("role", message.role);
       w.text("content", message.content);
@@ -139,8 +153,15 @@ void write(ContentWriter& w, const JobRequest& m) {
     }
     w.end_array();
   } else {
-    w.text("prompt", m.prompt);
+    w.text("prompt", prompt);
   }
+}
+
+void write(ContentWriter& w, const JobRequest& m) {
+  w.text("job_id", m.job_id);
+  w.unsigned_integer("attempt", m.attempt);
+  w.text("model", m.model);
+  write_input(w, m.prompt, m.messages);
   w.unsigned_integer("max_tokens", m.max_tokens);
   // Sampling parameters are written only when they differ from their neutral value, except the two that
   // every request has always carried.
@@ -231,6 +252,20 @@ void write(ContentWriter& w, const ReservationAnswer& m) {
   }
 }
 
+void write(ContentWriter& w, const TokenCountRequest& m) {
+  w.text("request_id", m.request_id);
+  w.text("model", m.model);
+  write_input(w, m.prompt, m.messages);
+}
+
+void write(ContentWriter& w, const TokenCountAnswer& m) {
+  w.text("request_id", m.request_id);
+  w.boolean("ok", m.ok);
+  if (m.ok) w.unsigned_integer("input_tokens", m.input_tokens);
+  if (!m.error_code.empty()) w.text("error_code", m.error_code);
+  if (!m.error.empty()) w.text("error", m.error);
+}
+
 void write(ContentWriter& w, const Offer& m) {
   w.text("quote_id", m.quote_id);
   w.text("model", m.model);
@@ -240,13 +275,23 @@ void write(ContentWriter& w, const Offer& m) {
   w.signed_integer("expires_at", m.expires_at);
 }
 
-size_t text_bytes(const JobRequest& m) {
-  size_t n = m.prompt.size() + m.resume_text.size();
-  for (const ChatMessage& message : m.messages)
+size_t input_bytes(const std::string& prompt, const std::vector<ChatMessage>& messages) {
+  size_t n = prompt.size();
+  for (const ChatMessage& message : messages)
     n += message.content.size() + message.role.size() + 32;
+  return n;
+}
+size_t text_bytes(const JobRequest& m) {
+  size_t n = input_bytes(m.prompt, m.messages) + m.resume_text.size();
   for (const std::string& stop : m.sampling.stop)
     n += stop.size();
   return n;
+}
+size_t text_bytes(const TokenCountRequest& m) {
+  return input_bytes(m.prompt, m.messages);
+}
+size_t text_bytes(const TokenCountAnswer& m) {
+  return m.error.size();
 }
 size_t text_bytes(const JobStatus& m) {
   return m.reason.size();
@@ -275,11 +320,8 @@ size_t text_bytes(const ReservationAnswer& m) {
 
 // ---- readers ----
 
-void read(FieldReader& r, JobRequest& m) {
-  r.text("job_id", m.job_id, kRequired);
-  r.integer("attempt", m.attempt, kRequired);
-  r.text("model", m.model, kRequired);
-  r.text("prompt", m.prompt, kOptional);
+void read_input(FieldReader& r, std::string& prompt, std::vector<ChatMessage>& messages) {
+  r.text("prompt", prompt, kOptional);
   if (const json::array* list = r.array("messages", kOptional, kMaxChatMessages)) {
     for (size_t i = 0; i < list->size() && r.errors().ok(); ++i) {
       const std::string at = "messages[" + std::to_string(i) + "]";
@@ -289,11 +331,18 @@ void read(FieldReader& r, JobRequest& m) {
         break;
       }
       FieldReader mr(*o, r.errors(), at + ".");
-      ChatMessage& message = m.messages.emplace_back();
+      ChatMessage& message = messages.emplace_back();
       mr.text("role", message.role, kRequired);
       mr.text("content", message.content, kRequired);
     }
   }
+}
+
+void read(FieldReader& r, JobRequest& m) {
+  r.text("job_id", m.job_id, kRequired);
+  r.integer("attempt", m.attempt, kRequired);
+  r.text("model", m.model, kRequired);
+  read_input(r, m.prompt, m.messages);
   r.integer("max_tokens", m.max_tokens, kRequired);
   SamplingParams& p = m.sampling;
   r.number("temperature", p.temperature, kOptional);
@@ -399,6 +448,20 @@ void read(FieldReader& r, ReservationAnswer& m) {
   r.integer("discount_percent", m.discount_percent, kOptional);
 }
 
+void read(FieldReader& r, TokenCountRequest& m) {
+  r.text("request_id", m.request_id, kRequired);
+  r.text("model", m.model, kRequired);
+  read_input(r, m.prompt, m.messages);
+}
+
+void read(FieldReader& r, TokenCountAnswer& m) {
+  r.text("request_id", m.request_id, kRequired);
+  r.boolean("ok", m.ok, kRequired);
+  r.integer("input_tokens", m.input_tokens, kOptional);
+  r.text("error_code", m.error_code, kOptional);
+  r.text("error", m.error, kOptional);
+}
+
 template <class T>
 Result<JobMessage> parse_as(const json::object& object) {
   T m;
@@ -459,6 +522,8 @@ bool is_job_kind(uint32_t kind) {
     case kJobProgress:
     case kReservationRequest:
     case kReservationAnswer:
+    case kTokenCountRequest:
+    case kTokenCountAnswer:
       return true;
     default:
       return false;
@@ -468,8 +533,8 @@ bool is_job_kind(uint32_t kind) {
 uint32_t kind_of(const JobMessage& m) {
   // Indexed by the variant's alternatives, in their order.
   static constexpr std::array<uint32_t, std::variant_size_v<JobMessage>> kKinds = {
-      kJobRequest, kJobStatus, kJobProgress,        kJobResult,        kJobCancel,
-      kJobReceipt, kOffer,     kReservationRequest, kReservationAnswer};
+      kJobRequest, kJobStatus,          kJobProgress,       kJobResult,         kJobCancel,       kJobReceipt,
+      kOffer,      kReservationRequest, kReservationAnswer, kTokenCountRequest, kTokenCountAnswer};
   return kKinds[m.index()];
 }
 
@@ -516,6 +581,10 @@ Result<JobMessage> from_content(uint32_t kind, std::string_view text) {
       return parse_as<ReservationRequest>(**object);
     case kReservationAnswer:
       return parse_as<ReservationAnswer>(**object);
+    case kTokenCountRequest:
+      return parse_as<TokenCountRequest>(**object);
+    case kTokenCountAnswer:
+      return parse_as<TokenCountAnswer>(**object);
     default:
       return parse_as<Offer>(**object);
   }

@@ -44,6 +44,8 @@ enum Kind : uint32_t {
   kReservationRequest = 8347,    // consumer -> provider: hold slots for me for some hours (encrypted)
   kReservationAnswer = 8348,     // provider -> consumer: the reservation, accepted or refused (encrypted)
   kJobProgress = 28340,          // provider -> consumer: streamed tokens and progress (ephemeral, encrypted)
+  kTokenCountRequest = 28341,    // consumer -> provider: count this input's tokens (ephemeral, encrypted)
+  kTokenCountAnswer = 28342,     // provider -> consumer: the count, or why not (ephemeral, encrypted)
   kProviderAnnouncement = 38340  // provider: who I am, what I serve, at what price (addressable, public)
 };
 
@@ -337,8 +339,31 @@ struct ReservationAnswer {
   bool operator==(const ReservationAnswer&) const = default;
 };
 
+// Counting a job's input with the model's own tokenizer before the job is submitted (an estimate's input
+// tokens, docs/market.md "Estimates"). Ephemeral: a count nobody is waiting for any more is worth nothing.
+struct TokenCountRequest {
+  std::string request_id;  // the consumer's id, echoed in the answer
+  std::string model;
+  std::string prompt;                 // a raw prompt, or
+  std::vector<ChatMessage> messages;  // a conversation, counted after the model's chat template
+
+  bool operator==(const TokenCountRequest&) const = default;
+};
+
+struct TokenCountAnswer {
+  std::string request_id;
+  bool ok = false;
+  uint32_t input_tokens = 0;  // (ok) as a job of this input would count its usage.input_tokens
+  // Not ok: "unknown-model", "invalid-input" (e.g. longer than the context), "unsupported" (the engine
+  // cannot count before running) or "busy", with a sentence.
+  std::string error_code;
+  std::string error;
+
+  bool operator==(const TokenCountAnswer&) const = default;
+};
+
 using JobMessage = std::variant<JobRequest, JobStatus, JobProgress, JobResult, JobCancel, JobReceipt, Offer,
-                                ReservationRequest, ReservationAnswer>;
+                                ReservationRequest, ReservationAnswer, TokenCountRequest, TokenCountAnswer>;
 
 // The kind a message travels as.
 uint32_t kind_of(const JobMessage& m);

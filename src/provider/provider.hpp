@@ -74,6 +74,7 @@ struct ProviderStats {
   uint64_t offers = 0;    // quote requests answered with an offer
   uint64_t reservations_accepted = 0;
   uint64_t reservations_refused = 0;
+  uint64_t token_counts = 0;  // token count requests answered with a count
 };
 
 class ProviderNode {

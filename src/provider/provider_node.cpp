@@ -107,7 +107,7 @@ void NodeCore::subscribe(int64_t since) {
   };
   nostr::Filter jobs;
   jobs.kinds = std::vector<uint32_t>{protocol::kJobRequest, protocol::kJobCancel, protocol::kJobReceipt,
-                                     protocol::kReservationRequest};
+                                     protocol::kReservationRequest, protocol::kTokenCountRequest};
   jobs.tags.push_back(nostr::TagCondition{"p", {pubkey_hex_}});
   jobs.since = since;
   job_subscription_ = pool_.subscribe({jobs}, relay::SubscriptionCallbacks{.on_event = on_event});
@@ -282,6 +282,7 @@ void NodeCore::handle_event(const nostr::Event& event) {
                         [&](const protocol::JobCancel& m) { handle_cancel(*opened, m); },
                         [&](const protocol::JobReceipt& m) { handle_receipt(*opened, m); },
                         [&](const protocol::ReservationRequest& m) { handle_reservation(*opened, m); },
+                        [&](const protocol::TokenCountRequest& m) { handle_token_count(*opened, m); },
                         [&](const auto&) {
                           spdlog::debug("provider: ignoring a kind {} message addressed to us", event.kind);
                         }},

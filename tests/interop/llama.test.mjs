@@ -92,13 +92,33 @@ test('chat messages, stop sequences and sampling parameters reach the engine', {
       assert.equal(r.status, 201, JSON.stringify(r.body));
       return finalJob(net.consumer, r.body.id);
     };
-    const chat = await post({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] });
+    // An estimate counts the input with the model's own tokenizer, as the job then counts it.
+    const estimate = async (body) => {
+      const e = await api(net.consumer, 'POST', '/api/v1/estimate', { model: 'tiny', max_tokens: 40, ...body });
+      assert.equal(e.status, 200, JSON.stringify(e.body));
+      assert.equal(e.body.input_tokens_source, 'tokenizer', JSON.stringify(e.body));
+      assert.ok(net.providers.some((p) => p.pubkey === e.body.input_tokens_counted_by), e.body.input_tokens_counted_by);
+      assert.ok(e.body.input_tokens <= e.body.input_tokens_bound, JSON.stringify(e.body));
+      assert.equal(e.body.chosen.expected.input_tokens, e.body.input_tokens);
+      assert.equal(e.body.chosen.worst_case.input_tokens, e.body.input_tokens_bound);
+      return e.body;
+    };
+    const chatBody = { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] };
+    const chatEstimate = await estimate(chatBody);
+    const chat = await post(chatBody);
     assert.equal(chat.state, 'completed', JSON.stringify(chat));
     // The chat template wraps 11 bytes of content in its own markers.
     assert.ok(chat.usage.input_tokens > 30, JSON.stringify(chat.usage));
+    assert.equal(chatEstimate.input_tokens, chat.usage.input_tokens);
 
+    const fullEstimate = await estimate({ prompt: 'Licensed under the ' });
     const full = await post({ prompt: 'Licensed under the ' });
     assert.equal(full.state, 'completed');
+    assert.equal(fullEstimate.input_tokens, full.usage.input_tokens);
+    const cli = await runAsync(['estimate', '--api', net.consumer.apiUrl, '--model', 'tiny', '--prompt',
+      'Licensed under the ', '--max-tokens', '40']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`input ${full.usage.input_tokens} tokens \\(counted by the model's tokenizer at [0-9a-f]{12}; prices agreed on the bound of ${fullEstimate.input_tokens_bound}\\)`));
     const stop = full.output.slice(8, 11);
     const stopped = await post({ prompt: 'Licensed under the ', stop: [stop] });
     assert.equal(stopped.output, full.output.slice(0, full.output.indexOf(stop)));

@@ -43,7 +43,11 @@ test('estimate, why and reputation over REST and the CLI', async () => {
     assert.equal(e.body.chosen.provider, cheap.pubkey);
     assert.equal(e.body.chosen.worst_case.output_msat, 100);
     assert.equal(e.body.chosen.worst_case.total_msat, 100);
-    assert.equal(e.body.input_tokens_source, 'bound');
+    // The fake engine's tokenizer counts words: "hello" is one token (the bound, 13, prices the worst case).
+    assert.equal(e.body.input_tokens_source, 'tokenizer', JSON.stringify(e.body));
+    assert.equal(e.body.input_tokens, 1);
+    assert.equal(e.body.input_tokens_counted_by, cheap.pubkey);
+    assert.equal(e.body.input_tokens_bound, 13);
     assert.equal(e.body.eligible, 2);
     assert.deepEqual(e.body.range, { min_msat: 100, max_msat: 300 });
     assert.equal(e.body.providers.length, 2);

@@ -53,9 +53,18 @@ export async function startNode({ roles, dataDir = tempDir(), settings = {}, lis
     });
   });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  // A node that has not exited 30 s after the signal is killed and the test fails with its log: a shutdown
+  // that hangs shows as such, not as the whole test file timing out.
   node.stop = async (signal = 'SIGTERM') => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-    return exited;
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, 30000, 'late'); });
+    const result = await Promise.race([exited, late]);
+    clearTimeout(timer);
+    if (result !== 'late') return result;
+    proc.kill('SIGKILL');
+    await exited;
+    throw new Error(`node ${roles} did not exit within 30 s of ${signal}:\n${stdout.slice(-4000)}\n${stderr.slice(-8000)}`);
   };
   return node;
 }
@@ -64,12 +73,19 @@ export async function startNode({ roles, dataDir = tempDir(), settings = {}, lis
 export async function api(node, method, path, body) {
   const headers = body === undefined ? {} : { 'content-type': 'application/json' };
   if (node.apiKey) headers.authorization = `Bearer ${node.apiKey}`;
-  const res = await fetch(node.apiUrl + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
+  let res;
+  let text;
+  try {
+    res = await fetch(node.apiUrl + path, {
+      method,
+      headers,
+      signal: AbortSignal.timeout(30000),  // a request the node never answers fails the test, named
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    text = await res.text();
+  } catch (e) {
+    throw new Error(`${method} ${path}: ${e.message}`);
+  }
   let json;
   try {
     json = JSON.parse(text);

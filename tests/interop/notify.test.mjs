@@ -12,7 +12,8 @@ import { startNode, api, waitFor, finalJob } from './node_process.mjs';
 import { BIN } from './infernet_cli.mjs';
 
 const COMMON = { 'node.heartbeat_seconds': 1 };
-const CONSUMER = { 'consumer.accept_timeout_ms': 2000, 'consumer.stall_timeout_ms': 1500 };
+// Retries at most 2 s apart: the receiver coming back is noticed within the test's patience.
+const CONSUMER = { 'consumer.accept_timeout_ms': 2000, 'consumer.stall_timeout_ms': 1500, 'webhooks.retry_max_seconds': 2 };
 
 async function network() {
   const relay = await startNode({ roles: ['relay'] });
@@ -31,6 +32,17 @@ async function startConsumer(net, dataDir) {
     return r.status === 200 && r.body.providers.some((p) => p.alive);
   }, 15000, 'the provider announced to the consumer');
   return consumer;
+}
+
+// `promise`'s value, or a failure naming `what` when it has not settled within `ms`.
+async function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms); });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function runJob(consumer, prompt) {
@@ -146,7 +158,7 @@ test('infernet watch --all prints the notifications of jobs submitted after it s
     const later = await runJob(net.consumer, 'while watching');
     await waitFor(() => stdout.includes('"job.completed"'), 15000, `watch to print the completion (stderr: ${stderr})`);
     watch.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
+    assert.equal(await within(exited, 15000, 'infernet watch to exit on SIGINT'), 130, stderr);
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     assert.ok(lines.every((n) => n.job_id === later), `only the later job: ${stdout}`);
     assert.ok(!stdout.includes(earlier));
@@ -162,7 +174,7 @@ test('infernet watch --all prints the notifications of jobs submitted after it s
     const third = await runJob(net.consumer, 'human readable');
     await waitFor(() => text.includes('job.completed'), 15000, 'the human line');
     human.kill('SIGINT');
-    assert.equal(await humanExited, 130);
+    assert.equal(await within(humanExited, 15000, 'infernet watch to exit on SIGINT'), 130);
     assert.match(text, new RegExp(`^\\d+ \\S+Z job\\.completed job ${third} model fake-echo cost \\d+ msat\\n$`));
   } finally {
     await net.stop();
@@ -203,5 +215,18 @@ test('the notification WebSocket re-attached with after misses nothing', async (
     assert.equal(code, 4400);
   } finally {
     await net.stop();
+  }
+});
+
+test('a webhook retry setting out of range stops the node with the setting named', async () => {
+  const relay = await startNode({ roles: ['relay'] });
+  try {
+    for (const bad of [0, 3601]) {
+      await assert.rejects(
+        startNode({ roles: ['consumer'], settings: { 'node.relays': relay.relayUrl, 'webhooks.retry_max_seconds': bad } }),
+        /webhooks\.retry_max_seconds: must be from 1 to 3600/);
+    }
+  } finally {
+    await relay.stop('SIGKILL');
   }
 });

@@ -260,6 +260,14 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
                            const char* what);
   void apply_chunk(ActiveJob& job, PendingWrite& w, const protocol::JobProgress& chunk);
 
+  // ---- token_counts.cpp ----
+  // The input's token count from `provider`'s tokenizer, waiting up to options_.token_count_timeout on
+  // `lock` (mu_, released while waiting); a count seen before comes from the cache. Errors say why there is
+  // none (no answer in time, the provider's refusal).
+  Result<uint32_t> count_input(std::unique_lock<std::mutex>& lock, const JobSpec& spec,
+                               const std::string& provider);
+  void handle(const protocol::Opened& o, const protocol::TokenCountAnswer& m, const std::string& event_id);
+
   // ---- reservations.cpp; under mu_ ----
   Status load_reservations();
   void handle(const protocol::Opened& o, const protocol::ReservationAnswer& m, const std::string& event_id);
@@ -298,6 +306,16 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   RestingProviders resting_;  // guarded by mu_
   // Reservations requested or accepted and not ended, by id; guarded by mu_.
   std::map<std::string, ReservationRecord> reservations_;
+  // Token counts asked for and not answered yet, by request id; answers wake counted_ (with mu_).
+  struct PendingCount {
+    std::string provider;  // hex: only its answer counts
+    std::optional<protocol::TokenCountAnswer> answer;
+  };
+  std::map<std::string, PendingCount> pending_counts_;  // guarded by mu_
+  std::condition_variable counted_;
+  // Counts already answered, by (model, tokenizer, input digest); the oldest is forgotten past a bound.
+  std::map<std::string, uint32_t> known_counts_;          // guarded by mu_
+  std::deque<std::string> known_counts_order_;            // guarded by mu_
   SeenIds seen_;                                          // guarded by mu_
   uint64_t last_notification_id_ = 0;                     // guarded by mu_
   std::vector<relay::SubscriptionHandle> subscriptions_;  // guarded by mu_

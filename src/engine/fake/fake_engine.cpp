@@ -66,6 +66,19 @@ class FakeEngine final : public Engine {
     return out;
   }
 
+  // The fake tokenizer: a word (run of non-space bytes) is a token, as generate() counts the prompt.
+  Result<uint32_t> count_tokens(const std::string& model, const std::string& prompt,
+                                const std::vector<ChatMessage>& messages) const override {
+    if (std::find(options_.models.begin(), options_.models.end(), model) == options_.models.end())
+      return make_error(ErrorCode::kInvalidInput, "model: '" + model + "' is not served by this engine");
+    if (auto st = check_messages(messages, kMaxPromptBytes); !st) return tl::unexpected(st.error());
+    if (prompt.size() > kMaxPromptBytes) return make_error(ErrorCode::kInvalidInput, "prompt: too long");
+    size_t words = split_words(prompt).size();
+    for (const ChatMessage& m : messages)
+      words += split_words(m.content).size();
+    return static_cast<uint32_t>(words);
+  }
+
   Status submit(GenerateRequest request, GenerateCallbacks callbacks) override {
     if (std::find(options_.models.begin(), options_.models.end(), request.model) == options_.models.end()) {
       return make_error(ErrorCode::kInvalidInput,

@@ -86,6 +86,20 @@ TEST(FakeEngine, StreamsTheFakeEchoOutputOneWordPerToken) {
   EXPECT_EQ(run.done_calls, 1);
 }
 
+TEST(FakeEngine, CountsAPromptsWordsAsItsTokens) {
+  auto engine = make_fake_engine({});
+  auto counted = engine->count_tokens("fake-echo", "the quick brown fox", {});
+  ASSERT_TRUE(counted) << counted.error().to_string();
+  EXPECT_EQ(*counted, 4u);  // what the run above reports as input_tokens
+  auto chat = engine->count_tokens("fake-echo", "", {{"system", "be brief"}, {"user", "hi there you"}});
+  ASSERT_TRUE(chat);
+  EXPECT_EQ(*chat, 5u);
+  auto unknown = engine->count_tokens("nope", "a", {});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(unknown.error().message.find("nope"), std::string::npos);
+}
+
 TEST(FakeEngine, AResumedRunDeliversOnlyWhatFollowsTheResumedText) {
   auto engine = make_fake_engine({});
   const std::string full = fake_echo_output("the quick brown fox", 7);

@@ -67,6 +67,18 @@ class LlamaEngine final : public Engine {
     return it->second->submit(std::move(request), std::move(callbacks));
   }
 
+  Result<uint32_t> count_tokens(const std::string& model, const std::string& prompt,
+                                const std::vector<ChatMessage>& messages) const override {
+    auto it = runners_.find(model);
+    if (it == runners_.end())
+      return make_error(ErrorCode::kInvalidInput, "model: this provider does not serve '" + model + "'");
+    if (prompt.empty() == messages.empty())
+      return make_error(ErrorCode::kInvalidInput, "prompt: give either a prompt or messages");
+    if (prompt.size() > kMaxPromptBytes) return make_error(ErrorCode::kInvalidInput, "prompt: too long");
+    if (auto st = check_messages(messages, kMaxPromptBytes); !st) return tl::unexpected(st.error());
+    return it->second->count_tokens(prompt, messages);
+  }
+
   void cancel(const std::string& id) override {
     for (auto& [name, runner] : runners_) {
       if (runner->cancel(id)) return;

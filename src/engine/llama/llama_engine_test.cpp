@@ -291,6 +291,30 @@ TEST_F(LlamaEngineTest, ChatMessagesGoThroughTheModelsTemplate) {
   EXPECT_EQ(st.error().code, ErrorCode::kInvalidInput);
 }
 
+TEST_F(LlamaEngineTest, CountsAnInputsTokensAsARunOfItDoes) {
+  auto e = engine(options());
+  ASSERT_TRUE(e);
+  const std::string model = e->models().at(0).name;
+  GenerateRequest raw = request("raw", "Licensed under the Apache License", 4);
+  GenerateRequest chat = request("chat", "", 4);
+  chat.messages = {{"system", "Be brief."}, {"user", "Hello"}};
+  for (const GenerateRequest& r : {raw, chat}) {
+    auto counted = e->count_tokens(model, r.prompt, r.messages);
+    ASSERT_TRUE(counted) << counted.error().message;
+    Outcome o = run(*e, r);
+    ASSERT_TRUE(o.done) << o.done.error().message;
+    EXPECT_EQ(*counted, o.done->input_tokens) << r.id;
+  }
+  auto unknown = e->count_tokens("nope", "hi", {});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::kInvalidInput);
+  auto too_long = e->count_tokens(model, std::string(300, 'a'), {});
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message.find("context of 256 tokens"), std::string::npos)
+      << too_long.error().message;
+  EXPECT_FALSE(e->count_tokens(model, "", {}));
+}
+
 TEST_F(LlamaEngineTest, APromptLongerThanTheContextIsRefusedClearly) {
   auto e = engine(options());
   ASSERT_TRUE(e);

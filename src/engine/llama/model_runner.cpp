@@ -167,6 +167,16 @@ Result<std::vector<llama_token>> ModelRunner::tokenize(std::string_view text, bo
   return tokens;
 }
 
+Result<uint32_t> ModelRunner::count_tokens(const std::string& prompt,
+                                           const std::vector<ChatMessage>& messages) const {
+  GenerateRequest request;
+  request.prompt = prompt;
+  request.messages = messages;
+  auto tokens = render_prompt(request);
+  if (!tokens) return tl::unexpected(tokens.error());
+  return static_cast<uint32_t>(tokens->size());
+}
+
 Status ModelRunner::submit(GenerateRequest request, GenerateCallbacks callbacks) {
   auto prompt = render_prompt(request);
   if (!prompt) return tl::unexpected(prompt.error());

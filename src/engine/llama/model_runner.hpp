@@ -60,6 +60,9 @@ class ModelRunner {
   const ModelDescription& description() const { return description_; }
   // Renders and tokenizes the request, checks it fits the context, and queues it. Errors as Engine::submit.
   Status submit(GenerateRequest request, GenerateCallbacks callbacks);
+  // Engine::count_tokens for this model: render_prompt's tokens, from any thread (the vocabulary and the
+  // template are read-only).
+  Result<uint32_t> count_tokens(const std::string& prompt, const std::vector<ChatMessage>& messages) const;
   // True if the run was found here (queued or running).
   bool cancel(const std::string& id);
   void stop();

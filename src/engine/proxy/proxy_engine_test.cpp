@@ -376,6 +376,11 @@ TEST(ProxyEngine, MakeDescribesTheUpstreamsModels) {
   EXPECT_EQ(models[0].determinism, "");
   EXPECT_EQ(models[1].name, "other");
   EXPECT_EQ(models[1].context_length, 4096u);
+  // An OpenAI-style upstream counts tokens only in a completion's usage: estimates use their bound.
+  auto counted = engine->count_tokens("tiny", "hello", {});
+  ASSERT_FALSE(counted);
+  EXPECT_EQ(counted.error().code, ErrorCode::kUnsupported);
+  EXPECT_EQ(counted.error().message, "the proxy engine counts a prompt's tokens only by running it");
   ASSERT_EQ(upstream.model_requests().size(), 1u);
   EXPECT_NE(upstream.model_requests()[0].head.find("\r\nAuthorization: Bearer sk-local\r\n"),
             std::string::npos);

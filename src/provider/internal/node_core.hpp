@@ -104,6 +104,8 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   void handle_receipt(const protocol::Opened& opened, const protocol::JobReceipt& receipt);
   void handle_quote(const nostr::Event& event);
   void handle_reservation(const protocol::Opened& opened, const protocol::ReservationRequest& request);
+  // ---- token_counts.cpp ----
+  void handle_token_count(const protocol::Opened& opened, const protocol::TokenCountRequest& request);
   // The reservation under which `consumer`'s job may run now, or null; mu_ held.
   const Reservation* reservation_for(const std::string& consumer_hex, int64_t now) const;
   void reject(const nostr::PublicKey& consumer, const protocol::JobRequest& request, std::string code,
@@ -177,7 +179,11 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
   // Reservations accepted and not ended (pruned as they end); guarded by mu_. Decided on the dispatcher,
   // so a decision sees every earlier one, committed or not.
   std::vector<Reservation> reservations_;
-  ProviderStats counts_;       // guarded by mu_
+  ProviderStats counts_;  // guarded by mu_
+  // Token counts answered in the current second (dispatcher thread only): past kMaxTokenCountsPerSecond the
+  // rest are answered "busy", so counting never crowds out jobs.
+  int64_t token_count_second_ = 0;
+  uint32_t token_counts_this_second_ = 0;
   double average_run_ms_ = 0;  // guarded by mu_; moving average of engine time per finished job
 
   // The dispatcher's inbox and timers.
