@@ -76,6 +76,7 @@ struct FollowState {
   std::mutex mu;
   std::condition_variable changed;
   bool opened = false;   // guarded by mu
+  bool attached = false;  // guarded by mu: the stream has opened once (said on stderr)
   bool ended = false;    // guarded by mu
   std::string close;     // guarded by mu: why it ended
   uint64_t last_id = 0;  // guarded by mu
@@ -189,6 +190,12 @@ int watch_notifications(const std::string& api, const std::string& api_key, cons
     handlers.on_open = [state] {
       std::lock_guard lock(state->mu);
       state->opened = true;
+      // Once, on stderr (stdout stays one line per notification): from here on nothing is missed.
+      if (!state->attached) {
+        state->attached = true;
+        std::fprintf(stderr, "infernet: watching notifications after %llu (Ctrl-C to stop)\n",
+                     static_cast<unsigned long long>(state->last_id));
+      }
     };
     handlers.on_text = [state, json_lines](std::string_view text) {
       boost::system::error_code ec;

@@ -146,15 +146,18 @@ test('a webhook down through jobs and a consumer restart later gets every notifi
 
 test('infernet watch --all prints the notifications of jobs submitted after it started', async () => {
   const net = await network();
+  const children = [];
   try {
     const earlier = await runJob(net.consumer, 'from before the watch');
     const watch = spawn(BIN, ['watch', '--all', '--json', '--api', net.consumer.apiUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(watch);
     let stdout = '';
     let stderr = '';
     watch.stdout.on('data', (d) => { stdout += d; });
     watch.stderr.on('data', (d) => { stderr += d; });
     const exited = new Promise((resolve) => watch.on('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 1000));
+    // Jobs submitted before the watch attached are not its to print: wait for it to say it is watching.
+    await waitFor(() => stderr.includes('infernet: watching notifications after'), 15000, `the watch to attach (stderr: ${stderr})`);
     const later = await runJob(net.consumer, 'while watching');
     await waitFor(() => stdout.includes('"job.completed"'), 15000, `watch to print the completion (stderr: ${stderr})`);
     watch.kill('SIGINT');
@@ -167,16 +170,20 @@ test('infernet watch --all prints the notifications of jobs submitted after it s
 
     // The human form: one line per notification.
     const human = spawn(BIN, ['watch', '--all', '--types', 'job.completed', '--api', net.consumer.apiUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(human);
     let text = '';
+    let humanErr = '';
     human.stdout.on('data', (d) => { text += d; });
+    human.stderr.on('data', (d) => { humanErr += d; });
     const humanExited = new Promise((resolve) => human.on('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor(() => humanErr.includes('infernet: watching notifications after'), 15000, `the watch to attach (stderr: ${humanErr})`);
     const third = await runJob(net.consumer, 'human readable');
     await waitFor(() => text.includes('job.completed'), 15000, 'the human line');
     human.kill('SIGINT');
     assert.equal(await within(humanExited, 15000, 'infernet watch to exit on SIGINT'), 130);
     assert.match(text, new RegExp(`^\\d+ \\S+Z job\\.completed job ${third} model fake-echo cost \\d+ msat\\n$`));
   } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');  // a failed test leaves no process behind
     await net.stop();
   }
 });
