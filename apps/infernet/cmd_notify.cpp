@@ -75,11 +75,11 @@ std::string describe(const json::value& n) {
 struct FollowState {
   std::mutex mu;
   std::condition_variable changed;
-  bool opened = false;   // guarded by mu
+  bool opened = false;    // guarded by mu
   bool attached = false;  // guarded by mu: the stream has opened once (said on stderr)
-  bool ended = false;    // guarded by mu
-  std::string close;     // guarded by mu: why it ended
-  uint64_t last_id = 0;  // guarded by mu
+  bool ended = false;     // guarded by mu
+  std::string close;      // guarded by mu: why it ended
+  uint64_t last_id = 0;   // guarded by mu
 };
 
 // The key this command sends (config api.key), read with the URL by api_base(): one command, one API.
