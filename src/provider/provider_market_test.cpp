@@ -81,15 +81,7 @@ class ReservationTest : public ProviderTest {
   }
 
   std::optional<protocol::ReservationAnswer> reserve(const protocol::ReservationRequest& r) {
-    send(r);
-    std::optional<protocol::ReservationAnswer> out;
-    inbox_->wait([&] {
-      for (const auto& a : inbox_->all<protocol::ReservationAnswer>()) {
-        if (a.reservation_id == r.reservation_id) out = a;
-      }
-      return out.has_value();
-    });
-    return out;
+    return ask(r, &protocol::ReservationAnswer::reservation_id, r.reservation_id);
   }
 };
 
@@ -181,15 +173,7 @@ TEST_F(ReservationTest, AReservedJobOvertakesTheQueueAtTheDiscountAndTheReservat
 class TokenCountTest : public ProviderTest {
  protected:
   std::optional<protocol::TokenCountAnswer> count(const protocol::TokenCountRequest& r) {
-    send(r);
-    std::optional<protocol::TokenCountAnswer> out;
-    inbox_->wait([&] {
-      for (const auto& a : inbox_->all<protocol::TokenCountAnswer>()) {
-        if (a.request_id == r.request_id) out = a;
-      }
-      return out.has_value();
-    });
-    return out;
+    return ask(r, &protocol::TokenCountAnswer::request_id, r.request_id);
   }
 };
 

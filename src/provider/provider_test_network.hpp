@@ -193,6 +193,21 @@ class ProviderTest : public ::testing::Test {
     return e;
   }
 
+  // Sends `request` and waits for the Answer whose `id_field` is `id`.
+  template <class Answer>
+  std::optional<Answer> ask(const protocol::JobMessage& request, std::string Answer::*id_field,
+                            const std::string& id) {
+    send(request);
+    std::optional<Answer> out;
+    inbox_->wait([&] {
+      for (const auto& a : inbox_->template all<Answer>()) {
+        if (a.*id_field == id) out = a;
+      }
+      return out.has_value();
+    });
+    return out;
+  }
+
   // The id of the event that carried the job's result.
   std::string result_event_id(const std::string& job_id) {
     std::lock_guard lock(inbox_->mu);
