@@ -236,12 +236,14 @@ Result<Estimate> NodeCore::estimate(const JobSpec& raw) {
   // Worst cases stay on the bound (a job's price is agreed before its provider counts); the expected cost
   // uses the count.
   std::string counter = e.chosen ? e.chosen->provider : "";
-  for (const auto& a : e.providers) {
-    if (counter.empty() && a.verdict != market::Verdict::kRejected) counter = a.provider;
+  if (counter.empty()) {
+    auto eligible = std::find_if(e.providers.begin(), e.providers.end(),
+                                 [](const auto& a) { return a.verdict != market::Verdict::kRejected; });
+    if (eligible != e.providers.end()) counter = eligible->provider;
   }
   if (counter.empty()) {
     e.input_tokens_note = "no eligible provider to count the input with the model's tokenizer";
-  } else if (auto counted = count_input(lock, *spec, counter); counted) {
+  } else if (auto counted = count_input(lock, *spec, input_tokens, counter); counted) {
     e.input_tokens = needs.input_tokens = *counted;
     e.input_tokens_source = "tokenizer";
     e.input_tokens_counted_by = counter;

@@ -2,11 +2,8 @@
 // to a provider where one of our reservations is current.
 #include <spdlog/spdlog.h>
 
-#include <array>
-
 #include "consumer/internal/job_spec.hpp"
 #include "consumer/internal/node_core.hpp"
-#include "core/encoding.hpp"
 #include "core/random.hpp"
 
 namespace infernet::consumer::internal {
@@ -14,12 +11,6 @@ namespace {
 
 Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidInput, std::move(message)};
-}
-
-std::string new_reservation_id() {
-  std::array<uint8_t, 16> bytes{};
-  fill_random(bytes);
-  return hex_encode(bytes);
 }
 
 }  // namespace
@@ -39,7 +30,7 @@ Result<ReservationRecord> NodeCore::reserve(const ReservationSpec& spec) {
   if (!key) return tl::unexpected(invalid("provider: not a valid npub or hex key"));
   const int64_t now = clock_.now_unix();
   ReservationRecord r;
-  r.id = new_reservation_id();
+  r.id = random_hex_id();
   r.provider = *provider;
   r.slots = spec.slots;
   r.hours = spec.hours;

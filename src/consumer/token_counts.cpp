@@ -2,8 +2,6 @@
 // the consumer has no tokenizer, so it asks a provider of the model and waits a moment for the answer.
 #include <spdlog/spdlog.h>
 
-#include <array>
-
 #include "consumer/internal/node_core.hpp"
 #include "core/encoding.hpp"
 #include "core/random.hpp"
@@ -14,12 +12,6 @@ namespace {
 
 // Counts remembered; an estimate asked again (a form re-sent, estimate then submit) costs no round trip.
 constexpr size_t kKnownCounts = 256;
-
-std::string new_request_id() {
-  std::array<uint8_t, 16> bytes{};
-  fill_random(bytes);
-  return hex_encode(bytes);
-}
 
 // What a count depends on: the model, the tokenizer (the model file's fingerprint, or the provider where
 // it announces none) and the input, roles and contents delimited so that no two inputs read alike.
@@ -35,7 +27,7 @@ std::string count_key(const JobSpec& spec, const std::string& tokenizer) {
 }  // namespace
 
 Result<uint32_t> NodeCore::count_input(std::unique_lock<std::mutex>& lock, const JobSpec& spec,
-                                       const std::string& provider) {
+                                       uint32_t bound, const std::string& provider) {
   const auto* known = directory_.find(provider);
   auto key = nostr::PublicKey::from_hex(provider);
   if (known == nullptr || !key)
@@ -49,7 +41,7 @@ Result<uint32_t> NodeCore::count_input(std::unique_lock<std::mutex>& lock, const
   if (options_.token_count_timeout.count() <= 0)
     return make_error(ErrorCode::kUnsupported, "token counts are off (consumer.token_count_timeout_ms=0)");
 
-  protocol::TokenCountRequest request{new_request_id(), spec.model, spec.prompt, spec.messages};
+  protocol::TokenCountRequest request{random_hex_id(), spec.model, spec.prompt, spec.messages};
   auto event = protocol::seal(request, keys_, *key, clock_.now_unix());
   if (!event) return tl::unexpected(event.error());
   pending_counts_[request.request_id].provider = provider;
@@ -74,7 +66,6 @@ Result<uint32_t> NodeCore::count_input(std::unique_lock<std::mutex>& lock, const
                       provider + " did not count: " + answer->error_code + ": " + answer->error);
   }
   // The bound holds for every tokenizer (a token is at least a byte): a count above it is wrong.
-  const uint32_t bound = market::input_token_bound(spec.prompt, spec.messages);
   if (answer->input_tokens > bound) {
     return make_error(ErrorCode::kInvalidInput,
                       provider + " counted " + std::to_string(answer->input_tokens) +

@@ -1,5 +1,9 @@
 #include "core/random.hpp"
 
+#include <array>
+
+#include "core/encoding.hpp"
+
 #include <sys/random.h>
 
 #include <cerrno>
@@ -17,6 +21,12 @@ void fill_random(std::span<uint8_t> out) {
     }
     done += static_cast<size_t>(n);
   }
+}
+
+std::string random_hex_id() {
+  std::array<uint8_t, 16> bytes{};
+  fill_random(bytes);
+  return hex_encode(bytes);
 }
 
 }  // namespace infernet

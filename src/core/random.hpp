@@ -4,9 +4,12 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 namespace infernet {
 
 void fill_random(std::span<uint8_t> out);
+// 16 random bytes as 32 lower-case hex characters: an id nobody else will pick.
+std::string random_hex_id();
 
 }  // namespace infernet

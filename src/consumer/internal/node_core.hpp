@@ -262,9 +262,10 @@ class NodeCore : public std::enable_shared_from_this<NodeCore> {
 
   // ---- token_counts.cpp ----
   // The input's token count from `provider`'s tokenizer, waiting up to options_.token_count_timeout on
-  // `lock` (mu_, released while waiting); a count seen before comes from the cache. Errors say why there is
-  // none (no answer in time, the provider's refusal).
-  Result<uint32_t> count_input(std::unique_lock<std::mutex>& lock, const JobSpec& spec,
+  // `lock` (mu_, released while waiting); a count seen before comes from the cache. `bound` is the input's
+  // market::input_token_bound: a count above it is refused. Errors say why there is none (no answer in
+  // time, the provider's refusal, a count above the bound).
+  Result<uint32_t> count_input(std::unique_lock<std::mutex>& lock, const JobSpec& spec, uint32_t bound,
                                const std::string& provider);
   void handle(const protocol::Opened& o, const protocol::TokenCountAnswer& m, const std::string& event_id);
 
